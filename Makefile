@@ -1,0 +1,44 @@
+# Two commands do everything on a machine with Python 3.10+:
+#   make lab    create .venv, install the kit, open JupyterLab on notebooks/
+#   make test   create/update .venv, run every test (unit, property-based, notebooks) and lint
+# Also: make demo (the whole pipeline headless), make bench (speed and memory benchmark).
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: lab test demo bench lint format clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab notebooks/
+
+test: $(STAMP)
+	$(PY) -m pytest
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+demo: $(STAMP)
+	$(PY) -m nudge.demo
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_fit.py
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: $(STAMP)
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis .ruff_cache

@@ -1,0 +1,32 @@
+"""Atomic file writing: a temporary file in the target folder, then ``os.replace``."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> Path:
+    """Call ``write(fileobj)`` on a temporary file next to ``path``, then rename it into place.
+
+    Readers never see a half-written file; on error the temporary file is removed and any
+    existing ``path`` is left as it was.
+    """
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise ValueError(f"path {str(path)!r}: folder {str(path.parent)!r} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path

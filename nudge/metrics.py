@@ -1,0 +1,121 @@
+"""Retrieval metrics over ranked result lists: hit@k, recall@k, MRR@k and nDCG@k.
+
+``relevant`` is a list with one entry per query: either a list of relevant document indices
+(binary relevance) or a ``{document index: grade}`` mapping (graded relevance; grades > 0 are
+relevant). nDCG uses linear gain ``grade / log2(rank + 1)``, as trec_eval and BEIR do.
+Per-query values are returned by :func:`per_query`, means by :func:`evaluate`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from ._validation import check_positive_int
+
+__all__ = ["METRICS", "evaluate", "per_query", "rank_changes"]
+
+METRICS = ("hit", "recall", "mrr", "ndcg")
+
+
+def _grades(relevant, n_queries: int) -> list[dict[int, float]]:
+    if isinstance(relevant, (str, bytes)) or not isinstance(relevant, Sequence):
+        raise ValueError(f"relevant must be a list with one entry per query, got {type(relevant).__name__}")
+    if len(relevant) != n_queries:
+        raise ValueError(f"relevant has {len(relevant)} entries but retrieved has {n_queries} rows")
+    out = []
+    for i, rel in enumerate(relevant):
+        if isinstance(rel, Mapping):
+            grades = {int(d): float(g) for d, g in rel.items()}
+        elif isinstance(rel, (Sequence, np.ndarray)) and not isinstance(rel, (str, bytes)):
+            grades = {int(d): 1.0 for d in rel}
+            if len(grades) != len(rel):
+                raise ValueError(f"relevant[{i}] lists a document more than once")
+        else:
+            raise ValueError(
+                f"relevant[{i}] must be a list of indices or a {{index: grade}} dict, got {type(rel).__name__}"
+            )
+        if any(g < 0 or not np.isfinite(g) for g in grades.values()):
+            raise ValueError(f"relevant[{i}] has a negative or non-finite grade")
+        grades = {d: g for d, g in grades.items() if g > 0}
+        if not grades:
+            raise ValueError(f"relevant[{i}] has no relevant document (grade > 0)")
+        out.append(grades)
+    return out
+
+
+def per_query(retrieved: np.ndarray, relevant, k: int = 10) -> dict[str, np.ndarray]:
+    """Per-query hit@k, recall@k, MRR@k and nDCG@k.
+
+    Parameters
+    ----------
+    retrieved : ndarray of int, shape (n_q, >= k)
+        Ranked document indices per query, best first (e.g. from :func:`nudge.retrieval.search`).
+    relevant : list, length n_q
+        Relevant documents per query (index lists, or ``{index: grade}`` dicts).
+    k : int
+        Cut-off.
+
+    Returns
+    -------
+    dict of str to ndarray of float64, shape (n_q,)
+        Keys ``"hit"``, ``"recall"``, ``"mrr"``, ``"ndcg"``.
+    """
+    retrieved = np.asarray(retrieved)
+    if retrieved.ndim != 2 or not np.issubdtype(retrieved.dtype, np.integer):
+        raise ValueError(
+            f"retrieved must be a 2-D integer array (n_queries, k); got {retrieved.dtype} shape {retrieved.shape}"
+        )
+    k = check_positive_int(k, "k")
+    if retrieved.shape[1] < k:
+        raise ValueError(f"retrieved has only {retrieved.shape[1]} results per query, fewer than k={k}")
+    grades = _grades(relevant, retrieved.shape[0])
+    discount = 1.0 / np.log2(np.arange(2, k + 2))
+    res = {m: np.zeros(retrieved.shape[0]) for m in METRICS}
+    for i, (row, g) in enumerate(zip(retrieved[:, :k], grades, strict=True)):
+        gains = np.array([g.get(int(d), 0.0) for d in row])
+        hits = gains > 0
+        if hits.any():
+            res["hit"][i] = 1.0
+            res["mrr"][i] = 1.0 / (np.argmax(hits) + 1)
+        res["recall"][i] = hits.sum() / len(g)
+        ideal = np.sort(np.fromiter(g.values(), float))[::-1][:k]
+        res["ndcg"][i] = (gains @ discount) / (ideal @ discount[: ideal.size])
+    return res
+
+
+def evaluate(retrieved: np.ndarray, relevant, k: int = 10) -> dict[str, float]:
+    """Mean hit@k, recall@k, MRR@k and nDCG@k over queries (keys like ``"ndcg@10"``)."""
+    return {f"{m}@{k}": float(v.mean()) for m, v in per_query(retrieved, relevant, k).items()}
+
+
+def rank_changes(before: np.ndarray, after: np.ndarray, k: int = 1) -> dict[str, np.ndarray]:
+    """Which queries fine-tuning fixed or broke at cut-off ``k``.
+
+    Parameters
+    ----------
+    before, after : ndarray of int, shape (n_q,)
+        1-based rank of each query's best relevant document (see
+        :func:`nudge.retrieval.first_relevant_rank`).
+    k : int
+        A query is a hit when its rank is <= k.
+
+    Returns
+    -------
+    dict of str to ndarray of int64
+        ``"fixed"`` (miss -> hit), ``"broken"`` (hit -> miss), ``"improved"`` and ``"worsened"``
+        (rank moved at all) hold query positions.
+    """
+    before, after = np.asarray(before), np.asarray(after)
+    if before.shape != after.shape or before.ndim != 1:
+        raise ValueError(
+            f"before and after must be 1-D arrays of equal length; got shapes {before.shape} and {after.shape}"
+        )
+    k = check_positive_int(k, "k")
+    return {
+        "fixed": np.flatnonzero((before > k) & (after <= k)),
+        "broken": np.flatnonzero((before <= k) & (after > k)),
+        "improved": np.flatnonzero(after < before),
+        "worsened": np.flatnonzero(after > before),
+    }

@@ -1,0 +1,56 @@
+"""Shared test helpers: brute-force reference metrics and the SciFact loader."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SCIFACT = REPO.parent / "shared" / "data" / "scifact"
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def brute_score(new_embeddings: np.ndarray, queries: np.ndarray, answers, k: int = 1, tol: float = 1e-7) -> float:
+    """The validation metric by scoring every document: a pair counts while fewer than ``k``
+    documents score more than ``tol`` above it; a query's hits, capped at min(|A|, k), are divided by it."""
+    s = queries.astype(np.float64) @ new_embeddings.astype(np.float64).T
+    total = 0.0
+    for i, ans in enumerate(answers):
+        hits = sum(int(np.count_nonzero(s[i] > s[i, a] + tol) < k) for a in ans)
+        total += min(hits, len(ans), k) / min(len(ans), k)
+    return total / len(answers)
+
+
+@pytest.fixture(scope="session")
+def scifact():
+    """SciFact (BEIR layout) from ../shared/data/scifact; skips where the folder is absent."""
+    if not (SCIFACT / "qrels" / "test.tsv").is_file():
+        pytest.skip(f"SciFact data not found at {SCIFACT} (it ships with the workplace's shared/ folder)")
+    emb = SCIFACT / "embeddings" / "all-MiniLM-L6-v2"
+    corpus = np.load(emb / "corpus.npy")
+    queries = np.load(emb / "queries.npy")
+    doc_pos = {d: i for i, d in enumerate((emb / "corpus_ids.txt").read_text().split())}
+    query_pos = {q: i for i, q in enumerate((emb / "query_ids.txt").read_text().split())}
+
+    def qrels(name: str) -> dict[str, dict[int, float]]:
+        out: dict[str, dict[int, float]] = {}
+        for line in (SCIFACT / "qrels" / f"{name}.tsv").read_text().splitlines()[1:]:
+            q, d, score = line.split("\t")
+            out.setdefault(q, {})[doc_pos[d]] = float(score)
+        return out
+
+    return {
+        "corpus": corpus,
+        "queries": queries,
+        "query_pos": query_pos,
+        "train": qrels("train"),
+        "test": qrels("test"),
+        "n_corpus_lines": sum(1 for _ in (SCIFACT / "corpus.jsonl").open()),
+        "first_doc": json.loads((SCIFACT / "corpus.jsonl").open().readline()),
+    }
