@@ -2,7 +2,7 @@
 
 The pass is the only place that touches every document: it L2-normalises each chunk (rows
 that are already unit length are kept bit for bit), optionally writes the normalised rows to
-an output array and feeds the raw bytes to a hash, and keeps, for every validation query, the
+an output array, and keeps, for every validation query, the
 best scores among the documents that are *not* listed in ``exclude``. Working memory is
 bounded by ``chunk_size`` rows (plus one (n_queries x chunk_size) score block).
 """
@@ -10,6 +10,8 @@ bounded by ``chunk_size`` rows (plus one (n_queries x chunk_size) score block).
 from __future__ import annotations
 
 import hashlib
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -28,29 +30,48 @@ def normalise_block(block: np.ndarray, name: str = "embeddings", offset: int = 0
 
     Raises ``ValueError`` (naming absolute row ``offset + i``) on NaN/inf or zero rows.
     """
-    sq = np.einsum("ij,ij->i", block, block, dtype=np.float64)
+    # A fast pass in the input dtype flags candidates; they are re-checked in float64.
+    sq = np.einsum("ij,ij->i", block, block)
     check_row_norms(sq, name, offset, block=block)
-    norms = np.sqrt(sq)
-    off = np.abs(norms - 1.0) > unit_tolerance(block.dtype)
-    if not off.any():
+    maybe = np.flatnonzero(np.abs(sq - 1.0) > unit_tolerance(block.dtype))
+    if maybe.size == 0:
+        return block
+    exact = np.sqrt(np.einsum("ij,ij->i", block[maybe], block[maybe], dtype=np.float64))
+    off = maybe[np.abs(exact - 1.0) > unit_tolerance(block.dtype)]
+    if off.size == 0:
         return block
     out = block.copy()
-    out[off] = (block[off] / norms[off, None]).astype(block.dtype, copy=False)
+    norms = exact[np.abs(exact - 1.0) > unit_tolerance(block.dtype)]
+    out[off] = (block[off] / norms[:, None]).astype(block.dtype, copy=False)
     return out
 
 
-def fingerprint(embeddings: np.ndarray, chunk_size: int = 65536) -> str:
-    """SHA-256 of an embedding matrix: its shape, dtype and bytes in C order."""
-    h = _new_hash(embeddings)
-    for start in range(0, embeddings.shape[0], chunk_size):
-        h.update(np.ascontiguousarray(embeddings[start : start + chunk_size]))
+def fingerprint(embeddings: np.ndarray) -> str:
+    """SHA-256 fingerprint of an embedding matrix: shape, dtype and bytes in C order.
+
+    A two-level hash: the rows are cut into blocks of about 8 MiB, each block is hashed with
+    SHA-256 (in parallel threads: hashlib releases the GIL), and the block digests are hashed
+    together with the shape and dtype. The block size is fixed, so the result depends only on
+    the array's content.
+    """
+    rows = max(1, _HASH_BLOCK_BYTES // max(1, embeddings.itemsize * embeddings.shape[1]))
+    starts = range(0, embeddings.shape[0], rows)
+
+    def digest(start: int) -> bytes:
+        return hashlib.sha256(np.ascontiguousarray(embeddings[start : start + rows])).digest()
+
+    if len(starts) > 1 and (os.cpu_count() or 1) > 1:
+        with ThreadPoolExecutor(max_workers=os.cpu_count()) as pool:
+            digests = list(pool.map(digest, starts))
+    else:
+        digests = [digest(start) for start in starts]
+    h = hashlib.sha256(f"nudge-fingerprint/1|{embeddings.shape}|{embeddings.dtype.str}|".encode())
+    for d in digests:
+        h.update(d)
     return h.hexdigest()
 
 
-def _new_hash(embeddings: np.ndarray) -> hashlib._Hash:
-    h = hashlib.sha256()
-    h.update(f"{embeddings.shape}|{embeddings.dtype.str}|".encode())
-    return h
+_HASH_BLOCK_BYTES = 8 * 2**20
 
 
 def corpus_pass(
@@ -81,7 +102,7 @@ def corpus_pass(
     out : ndarray, shape (N, d), optional
         Receives the normalised documents.
     want_hash : bool
-        Also return the :func:`fingerprint` of ``embeddings``.
+        Also return the :func:`fingerprint` of ``embeddings`` (computed before the pass).
 
     Returns
     -------
@@ -93,13 +114,10 @@ def corpus_pass(
     n = embeddings.shape[0]
     nq = queries.shape[0]
     best = np.full((nq, k), -np.inf, dtype=queries.dtype)
-    h = _new_hash(embeddings) if want_hash else None
+    digest = fingerprint(embeddings) if want_hash else None
     for start in range(0, n, chunk_size):
         stop = min(start + chunk_size, n)
-        raw = embeddings[start:stop]
-        if h is not None:
-            h.update(np.ascontiguousarray(raw))
-        block = normalise_block(raw, name, start)
+        block = normalise_block(embeddings[start:stop], name, start)
         if out is not None:
             out[start:stop] = block
         if nq == 0:
@@ -114,7 +132,7 @@ def corpus_pass(
             best = merge_top(best, scores, k)
     if k > 1:
         best = -np.sort(-best, axis=1)
-    return best, (h.hexdigest() if h is not None else None)
+    return best, digest
 
 
 def merge_top(best: np.ndarray, scores: np.ndarray, k: int) -> np.ndarray:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Sequence
+from itertools import chain
 
 import numpy as np
 
@@ -134,15 +135,19 @@ def check_answers(answers: object, name: str, *, n_queries: int, n_docs: int) ->
         )
     if len(answers) != n_queries:
         raise ValueError(f"{name} has {len(answers)} answer lists but there are {n_queries} queries")
-    lengths = np.empty(n_queries, dtype=np.int64)
-    parts = []
-    for i, row in enumerate(answers):
-        arr = _as_index_list(row, f"{name}[{i}]")
-        if arr.size == 0:
-            raise ValueError(f"{name}[{i}] is empty: every query needs at least one relevant document")
-        lengths[i] = arr.size
-        parts.append(arr)
-    flat = np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
+    flat, lengths = _flatten_fast(answers)
+    if flat is None:  # something unusual: check row by row for a precise message
+        lengths = np.empty(n_queries, dtype=np.int64)
+        parts = []
+        for i, row in enumerate(answers):
+            arr = _as_index_list(row, f"{name}[{i}]")
+            lengths[i] = arr.size
+            parts.append(arr)
+        flat = np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
+    if n_queries and lengths.min() == 0:
+        raise ValueError(
+            f"{name}[{int(np.argmin(lengths))}] is empty: every query needs at least one relevant document"
+        )
     offsets = np.zeros(n_queries + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
     bad = (flat < 0) | (flat >= n_docs)
@@ -152,11 +157,29 @@ def check_answers(answers: object, name: str, *, n_queries: int, n_docs: int) ->
         value = int(flat[pos])
         kind = "negative" if value < 0 else "out of range"
         raise ValueError(f"{name}[{q}] contains document index {value}, which is {kind} (valid: 0 to {n_docs - 1})")
-    for i, arr in enumerate(parts):
-        if arr.size > 1 and np.unique(arr).size != arr.size:
-            values, counts = np.unique(arr, return_counts=True)
-            raise ValueError(f"{name}[{i}] lists document {int(values[counts > 1][0])} more than once")
+    query = np.repeat(np.arange(n_queries), lengths)
+    order = np.lexsort((flat, query))
+    repeated = (np.diff(query[order]) == 0) & (np.diff(flat[order]) == 0)
+    if repeated.any():
+        pos = order[int(np.flatnonzero(repeated)[0])]
+        raise ValueError(f"{name}[{int(query[pos])}] lists document {int(flat[pos])} more than once")
     return flat, offsets
+
+
+_INT_TYPES = {int, np.int64, np.int32, np.int16, np.int8, np.uint32, np.uint16, np.uint8}
+
+
+def _flatten_fast(answers) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Flatten a list of lists of plain integers quickly; ``(None, None)`` if anything is unusual."""
+    rows = answers.tolist() if isinstance(answers, np.ndarray) and answers.dtype != object else answers
+    if not all(type(row) in (list, tuple) for row in rows):
+        if not all(isinstance(row, np.ndarray) and row.ndim == 1 and row.dtype.kind in "iu" for row in rows):
+            return None, None
+        rows = [row.tolist() for row in rows]
+    items = list(chain.from_iterable(rows))
+    if not set(map(type, items)) <= _INT_TYPES:
+        return None, None
+    return np.array(items, dtype=np.int64), np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
 
 
 def _as_index_list(row: object, name: str) -> np.ndarray:

@@ -39,7 +39,7 @@ def query_sums(train_queries: np.ndarray, train_answers: object, n_docs: int) ->
     support : ndarray of int64, shape (m,)
         Sorted indices of documents whose query sum is non-zero (m <= number of pairs).
     sums : ndarray of float64, shape (m, d)
-        ``G_i`` for ``i`` in ``support``.
+        ``G_i`` for ``i`` in ``support`` (summed in the queries' dtype, like the reference).
     """
     q = check_matrix(train_queries, "train_queries")
     flat, offsets = check_answers(train_answers, "train_answers", n_queries=q.shape[0], n_docs=n_docs)
@@ -51,7 +51,7 @@ def _query_sums(q: np.ndarray, flat: np.ndarray, offsets: np.ndarray) -> tuple[n
     docs, inverse = np.unique(flat, return_inverse=True)
     order = np.argsort(inverse, kind="stable")
     starts = np.searchsorted(inverse[order], np.arange(docs.size))
-    sums = np.add.reduceat(q[query_of_pair[order]].astype(np.float64), starts, axis=0)
+    sums = np.add.reduceat(q[query_of_pair[order]], starts, axis=0).astype(np.float64)
     keep = np.einsum("ij,ij->i", sums, sums) > 0
     return docs[keep], sums[keep]
 

@@ -89,8 +89,8 @@ def first_relevant_rank(
 ) -> np.ndarray:
     """1-based rank of the best-scoring relevant document of each query, over the whole corpus.
 
-    The rank is ``1 +`` the number of documents scoring strictly higher (a tie counts in the
-    document's favour, as in NUDGE's gamma selection). Comparing ranks before and after
+    The rank is ``1 +`` the number of non-relevant documents scoring strictly higher (a tie
+    counts in the relevant document's favour, as in NUDGE's gamma selection). Comparing ranks before and after
     fine-tuning shows which queries got fixed and which got broken.
 
     Parameters
@@ -114,8 +114,16 @@ def first_relevant_rank(
     best = np.full(q.shape[0], -np.inf, dtype=pair_scores.dtype)
     np.maximum.at(best, query_of_pair, pair_scores)
     above = np.zeros(q.shape[0], dtype=np.int64)
+    order = np.argsort(flat, kind="stable")
+    sorted_docs = flat[order]
     for start in range(0, c.shape[0], chunk_size):
         stop = min(start + chunk_size, c.shape[0])
         s = q @ _block(c, start, stop, metric).T
-        above += np.count_nonzero(s > best[:, None], axis=1)
+        greater = s > best[:, None]
+        # Relevant documents never count against their own query (their scores here may
+        # differ from ``pair_scores`` in the last bit).
+        lo, hi = np.searchsorted(sorted_docs, [start, stop])
+        pairs = order[lo:hi]
+        greater[query_of_pair[pairs], flat[pairs] - start] = False
+        above += np.count_nonzero(greater, axis=1)
     return above + 1

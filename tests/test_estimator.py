@@ -1,0 +1,196 @@
+"""The scikit-learn style estimator: conventions, transform, save/load and stale artefacts."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from nudge import NUDGEM, NUDGEN, NotFittedError, Nudge
+from nudge.gamma import _intervals_top1, _intervals_topk, best_gamma_from_intervals, best_gamma_reference
+from nudge.synthetic import make_retrieval_problem
+
+
+@pytest.fixture(scope="module")
+def problem():
+    return make_retrieval_problem(n_docs=500, dim=24, n_train=300, n_val=80, n_test=80, seed=11)
+
+
+def test_init_only_stores_parameters_and_fit_returns_self(problem):
+    est = Nudge("M", k=2, chunk_size=7)
+    assert est.get_params() == {
+        "method": "M",
+        "gamma": None,
+        "k": 2,
+        "grid": None,
+        "chunk_size": 7,
+        "val_batch_size": 256,
+        "gamma_choice": "middle",
+    }
+    assert not any(name.endswith("_") and not name.startswith("_") for name in vars(est))
+    assert est.fit(problem.embeddings, problem.train, problem.val) is est
+    assert {"gamma_", "support_", "moved_", "directions_", "val_score_", "embeddings_sha256_"} <= set(vars(est))
+
+
+def test_transform_before_fit_is_refused(problem):
+    with pytest.raises(NotFittedError, match=r"not fitted yet"):
+        Nudge().transform(problem.embeddings)
+
+
+@pytest.mark.parametrize("method", ["M", "N"])
+def test_learned_state_is_consistent(problem, method):
+    e = problem.embeddings
+    est = Nudge(method).fit(e, problem.train, problem.val)
+    trained_docs = np.unique(np.concatenate([np.asarray(a) for a in problem.train.answers]))
+    np.testing.assert_array_equal(est.support_, trained_docs)
+    assert set(est.moved_) <= set(est.support_)
+    np.testing.assert_allclose(np.linalg.norm(est.directions_, axis=1), 1.0, atol=1e-6)
+    out = est.transform(e)
+    changed = np.flatnonzero(np.any(out != e, axis=1))
+    np.testing.assert_array_equal(changed, est.moved_)
+    # the stored curve agrees with the chosen gamma and score
+    curve = est.validation_curve_
+    at = np.flatnonzero(curve["gamma"] == est.gamma_)
+    assert at.size == 1 and curve["score"][at[0]] == pytest.approx(est.val_score_)
+    assert est.val_score_ == pytest.approx(curve["score"].max())
+    if method == "N":
+        np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-6)
+        assert est.best_region_ is None
+    else:
+        start, end = est.best_region_
+        assert start <= est.gamma_ <= end
+
+
+def test_fit_transform_equals_fit_then_transform(problem):
+    for method in "MN":
+        a = Nudge(method).fit_transform(problem.embeddings, problem.train, problem.val)
+        b = Nudge(method).fit(problem.embeddings, problem.train, problem.val).transform(problem.embeddings)
+        np.testing.assert_array_equal(a, b)
+
+
+def test_estimator_matches_reference_classes_on_directions(problem):
+    """Same directions and update as NUDGEM/NUDGEN at the same gamma."""
+    train, val = problem.train.to_dict(), problem.val.to_dict()
+    ref_m = NUDGEM()
+    out_m = ref_m.finetune_embeddings(problem.embeddings, train, val)
+    est = Nudge("M", gamma=ref_m.gamma_).fit(problem.embeddings, problem.train)
+    np.testing.assert_array_equal(est.transform(problem.embeddings), out_m)
+    ref_n = NUDGEN()
+    out_n = ref_n.finetune_embeddings(problem.embeddings, train, val)
+    est = Nudge("N").fit(problem.embeddings, problem.train, problem.val)
+    assert est.gamma_ == ref_n.gamma_
+    np.testing.assert_array_equal(est.transform(problem.embeddings), out_n)
+
+
+def test_smallest_choice_is_the_left_end_of_the_best_region(problem):
+    mid = Nudge("M").fit(problem.embeddings, problem.train, problem.val)
+    left = Nudge("M", gamma_choice="smallest").fit(problem.embeddings, problem.train, problem.val)
+    assert left.gamma_ == mid.best_region_[0] < mid.gamma_ < mid.best_region_[1]
+    assert left.val_score_ == mid.val_score_
+
+
+def test_stale_embeddings_are_refused(problem):
+    est = Nudge("N").fit(problem.embeddings, problem.train, problem.val)
+    changed = problem.embeddings.copy()
+    changed[123, 0] += 1e-3
+    with pytest.raises(ValueError, match=r"not the ones this NUDGE was fitted on .* stale"):
+        est.transform(changed)
+    with pytest.raises(ValueError, match=r"fitted on shape \(500, 24\)"):
+        est.transform(problem.embeddings[:-1])
+    with pytest.raises(ValueError, match=r"dtype float64 but this NUDGE was fitted on float32"):
+        est.transform(problem.embeddings.astype(np.float64))
+
+
+@pytest.mark.parametrize("method", ["M", "N"])
+def test_save_and_load_round_trip(problem, method, tmp_path):
+    est = Nudge(method, k=2).fit(problem.embeddings, problem.train, problem.val)
+    path = est.save(tmp_path / "fit.npz")
+    assert sorted(os.listdir(tmp_path)) == ["fit.npz"]  # no temporary file left behind
+    loaded = Nudge.load(path, embeddings=problem.embeddings)
+    assert loaded.get_params() == est.get_params()
+    for attr in ("method_", "gamma_", "k_", "val_score_", "embeddings_sha256_", "n_documents_", "n_features_in_"):
+        assert getattr(loaded, attr) == getattr(est, attr)
+    np.testing.assert_array_equal(loaded.transform(problem.embeddings), est.transform(problem.embeddings))
+    np.testing.assert_array_equal(loaded.moved_, est.moved_)
+    np.testing.assert_array_equal(loaded.validation_curve_["score"], est.validation_curve_["score"])
+    with np.load(path) as z:
+        meta = json.loads(str(z["meta"]))
+    assert meta["method"] == method and meta["n_documents"] == 500 and len(meta["embeddings_sha256"]) == 64
+
+
+def test_load_refuses_stale_and_foreign_files(problem, tmp_path):
+    path = Nudge("M").fit(problem.embeddings, problem.train, problem.val).save(tmp_path / "fit.npz")
+    other = problem.embeddings[::-1].copy()
+    with pytest.raises(ValueError, match=r"do not match the ones .* stale"):
+        Nudge.load(path, embeddings=other)
+    loaded = Nudge.load(path)
+    with pytest.raises(ValueError, match=r"stale"):
+        loaded.transform(other)
+    junk = tmp_path / "junk.npz"
+    junk.write_bytes(b"not a zip file")
+    with pytest.raises(ValueError, match=r"is not a saved NUDGE result"):
+        Nudge.load(junk)
+    with pytest.raises(ValueError, match=r"does not exist"):
+        Nudge.load(tmp_path / "missing.npz")
+
+
+def test_failed_save_keeps_the_previous_file(problem, tmp_path, monkeypatch):
+    est = Nudge("M").fit(problem.embeddings, problem.train, problem.val)
+    path = est.save(tmp_path / "fit.npz")
+    before = path.read_bytes()
+
+    def boom(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np, "savez", boom)
+    with pytest.raises(OSError, match="disk full"):
+        est.save(path)
+    assert path.read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["fit.npz"]
+    with pytest.raises(ValueError, match=r"folder .* does not exist"):
+        est.save(tmp_path / "nope" / "fit.npz")
+
+
+def test_chunk_sizes_do_not_change_the_result(problem):
+    a = Nudge("M", chunk_size=4096, val_batch_size=256).fit(problem.embeddings, problem.train, problem.val)
+    b = Nudge("M", chunk_size=7, val_batch_size=3).fit(problem.embeddings, problem.train, problem.val)
+    assert a.gamma_ == pytest.approx(b.gamma_, rel=1e-9) and a.val_score_ == b.val_score_
+    c = Nudge("N", chunk_size=13, val_batch_size=5).fit(problem.embeddings, problem.train, problem.val)
+    d = Nudge("N").fit(problem.embeddings, problem.train, problem.val)
+    assert c.gamma_ == d.gamma_ and c.val_score_ == d.val_score_
+
+
+def test_finer_grid_is_at_least_as_good_on_validation(problem):
+    coarse = Nudge("N").fit(problem.embeddings, problem.train, problem.val)
+    fine = Nudge("N", grid=np.round(np.linspace(0, 0.48, 97), 10)).fit(problem.embeddings, problem.train, problem.val)
+    assert fine.val_score_ >= coarse.val_score_
+    assert len(fine.validation_curve_["gamma"]) == 97
+
+
+def test_general_k_intervals_agree_with_the_closed_form_for_k1():
+    rng = np.random.default_rng(5)
+    for _ in range(200):
+        m = int(rng.integers(1, 12))
+        b = rng.normal(size=(1, m))
+        c = rng.normal(size=(1, m)) * (rng.random((1, m)) > 0.2)
+        lo, hi, ok = _intervals_top1(b, c, reference=False)
+        glo, ghi = _intervals_topk(b[0], c[0], 1)
+        if ok[0]:
+            np.testing.assert_allclose([glo[0], ghi[0]], [lo[0], hi[0]])
+            assert glo.size == 1
+        else:
+            assert glo.size == 0
+
+
+def test_sweeps_on_hand_made_intervals():
+    lo = np.array([0.0, 0.5, 0.5, 1.0, 2.0])
+    hi = np.array([1.0, 1.0, 3.0, 1.0, 4.0])
+    w = np.ones(5, dtype=np.int64)
+    # closed intervals: at gamma = 1.0 four intervals overlap (the degenerate [1, 1] included)
+    assert best_gamma_from_intervals(lo, hi, w) == (1.0, 4, 1.0)
+    # the reference counts lo <= v < hi, so it never counts [1, 1] nor intervals ending at v
+    assert best_gamma_reference(lo, hi) == 0.5
+    assert best_gamma_from_intervals(lo[:0], hi[:0], w[:0])[0] == 0.0
+    assert best_gamma_reference(lo[:0], hi[:0]) == 0.0
