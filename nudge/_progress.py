@@ -54,7 +54,7 @@ class ProgressBar:
         self._min_interval = float(min_interval)
         self._width = int(width)
         self._last_draw = -float("inf")
-        self._drawn = False
+        self._drawn: int | None = None  # the ``done`` value on screen
         self._closed = False
 
     def __enter__(self) -> ProgressBar:
@@ -76,8 +76,9 @@ class ProgressBar:
         if self._closed:
             return
         self._closed = True
-        if self.enabled and self._drawn:
-            self._draw(force=True)
+        if self.enabled and self._drawn is not None:
+            if self._drawn != self.done:
+                self._draw(force=True)
             self._stream().write("\n")
             self._stream().flush()
 
@@ -96,4 +97,4 @@ class ProgressBar:
         stream = self._stream()
         stream.write(f"\r{label}[{bar}] {self.done}/{self.total} ({frac:.0%})")
         stream.flush()
-        self._drawn = True
+        self._drawn = self.done

@@ -123,8 +123,9 @@ def check_texts(texts: object, name: str = "texts") -> list[str]:
 
 
 def document_text(title: str, text: str) -> str:
-    """A document as the SciFact vectors embed it: ``title + " " + text``."""
-    return f"{title} {text}"
+    """A BEIR document as the SciFact vectors embed it: ``title + " " + text`` (just the text
+    when the title is blank, as :func:`nudge.datasets.load_beir` does)."""
+    return f"{title} {text}" if title.strip() else text
 
 
 def _unit_float32(vectors: np.ndarray, name: str) -> np.ndarray:
@@ -189,7 +190,9 @@ class OpenAIEmbedder:
     timeout : float
         Seconds to wait for each answer.
     cache_dir : str or path, optional
-        Folder of the SQLite cache (created if missing); ``None`` = no cache.
+        Folder of the SQLite cache ``embeddings.sqlite3`` (created if missing); ``None`` = no cache.
+        Entries are keyed by model name, not by service: give each service its own folder if the same
+        model name means different models at two of them.
     progress : bool
         Draw a progress bar on stderr for jobs of more than one request.
     sleep : callable
