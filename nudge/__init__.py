@@ -38,5 +38,7 @@ __all__ = [
     "as_query_set",
     "group_pairs",
     "index_answers",
+    "load_embeddings",
+    "save_embeddings",
     "split_queries",
 ]

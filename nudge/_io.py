@@ -37,3 +37,40 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def save_embeddings(path: str | os.PathLike, vectors, ids) -> Path:
+    """Write vectors with their ids to ``path`` (``.npz``) atomically.
+
+    Parameters
+    ----------
+    path : str or path
+        Target file; its folder must exist.
+    vectors : ndarray, shape (n, d)
+    ids : sequence of str, length n
+        The id of each row (document ids), stored alongside so rows can be matched later.
+    """
+    import io
+
+    import numpy as np
+
+    vectors = np.asarray(vectors)
+    ids = [str(i) for i in ids]
+    if vectors.ndim != 2 or vectors.shape[0] != len(ids):
+        raise ValueError(f"vectors must have shape (len(ids), d) = ({len(ids)}, d), got {vectors.shape}")
+    if len(set(ids)) != len(ids):
+        raise ValueError("ids contains duplicates")
+    buf = io.BytesIO()
+    np.savez(buf, vectors=vectors, ids=np.array(ids))
+    return atomic_write(path, lambda fh: fh.write(buf.getvalue()))
+
+
+def load_embeddings(path: str | os.PathLike):
+    """Read ``(vectors, ids)`` written by :func:`save_embeddings`."""
+    import numpy as np
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"path {str(path)!r} does not exist")
+    with np.load(path, allow_pickle=False) as z:
+        return z["vectors"], z["ids"].tolist()

@@ -35,7 +35,7 @@ from ._io import atomic_write
 from .datasets import RetrievalDataset, load_llamaindex, save_llamaindex
 from .pairs import QuerySet, split_queries
 
-__all__ = ["Tessera", "assemble", "data_dir", "load_tessera", "text_sha256", "write_embeddings"]
+__all__ = ["Tessera", "assemble", "data_dir", "load_tessera", "tessera_embedder", "text_sha256", "write_embeddings"]
 
 MODEL = "all-MiniLM-L6-v2"
 SPLIT_SEED = 0
@@ -119,11 +119,39 @@ def _write_json(path: Path, obj: object) -> None:
     atomic_write(path, lambda fh: fh.write((json.dumps(obj, indent=2, ensure_ascii=False) + "\n").encode("utf-8")))
 
 
+EXAMPLE_AREA = "webhooks_limits"
+
+
+def example_pairs_csv(built: dict) -> str:
+    """The CSV of (query, document) pairs used by the bring-your-own-data notebook.
+
+    All week-1 questions of one product area with the text of each relevant passage, one row
+    per pair, as a learner would export them from a spreadsheet.
+    """
+    import csv
+
+    week1 = built["week1"]
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["query", "document"])
+    for qid in week1.query_ids:
+        if built["metadata"]["queries"][qid]["area"] != EXAMPLE_AREA:
+            continue
+        for did in week1.relevant[qid]:
+            writer.writerow([week1.queries[qid], week1.corpus[did]])
+    return buf.getvalue()
+
+
 def write_assembled(out: Path | None = None) -> Path:
-    """Write the assembled files to ``data/tessera`` (atomically, one by one)."""
+    """Write the assembled files to ``data/tessera`` (atomically, one by one), and the
+    example CSV of pairs to ``data/examples/support_pairs.csv``."""
     out = out or data_dir() / "tessera"
     out.mkdir(parents=True, exist_ok=True)
     built = assemble()
+    examples = out.parent / "examples"
+    examples.mkdir(exist_ok=True)
+    csv_text = example_pairs_csv(built)
+    atomic_write(examples / "support_pairs.csv", lambda fh: fh.write(csv_text.encode("utf-8")))
     save_llamaindex(built["week1"], out / "tessera.json")
     save_llamaindex(built["week2"], out / "tessera_week2.json")
     _write_json(out / "metadata.json", built["metadata"])
@@ -281,6 +309,22 @@ def load_tessera(week: int = 1, model: str = MODEL, folder: Path | None = None) 
         metadata=metadata,
         model=manifest["model"],
     )
+
+
+def tessera_embedder(model: str = MODEL, folder: Path | None = None):
+    """A :class:`~nudge.embedders.LookupEmbedder` over every bundled passage and question.
+
+    It "embeds" exactly the texts of the bundled dataset (both weeks) with the committed
+    vectors, so notebooks run the embedding step without a model.
+    """
+    from .embedders import LookupEmbedder
+
+    folder = folder or data_dir() / "tessera"
+    load_tessera(1, model, folder)  # checks the vectors still match the texts
+    _, doc_texts, _, query_texts = all_texts(folder)
+    emb = folder / "embeddings" / model
+    vectors = np.concatenate([np.load(emb / "corpus.npy"), np.load(emb / "queries.npy")])
+    return LookupEmbedder(doc_texts + query_texts, vectors, model)
 
 
 def main(argv: list[str] | None = None) -> None:

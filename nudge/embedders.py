@@ -43,6 +43,7 @@ __all__ = [
     "EMBED_INSTALL_HINT",
     "Embedder",
     "EmbeddingServiceError",
+    "LookupEmbedder",
     "OpenAIEmbedder",
     "SentenceTransformerEmbedder",
     "check_texts",
@@ -138,6 +139,55 @@ def _unit_float32(vectors: np.ndarray, name: str) -> np.ndarray:
 # --------------------------------------------------------------------------------------------------
 # OpenAI-compatible HTTP endpoint
 # --------------------------------------------------------------------------------------------------
+
+
+class LookupEmbedder:
+    """Vectors computed earlier, looked up by exact text: the kit's offline stand-in for a model.
+
+    Notebooks use it with the bundled data (:func:`nudge.bundled.tessera_embedder`) so that
+    every cell runs without a model; replacing it with :class:`SentenceTransformerEmbedder` or
+    :class:`OpenAIEmbedder` is a one-line change.
+
+    Parameters
+    ----------
+    texts : sequence of str, length n
+    vectors : ndarray, shape (n, d)
+        The embedding of each text (rows are L2-normalised on output).
+    model_name : str
+        The model that made the vectors.
+    """
+
+    def __init__(self, texts: Sequence[str], vectors: np.ndarray, model_name: str) -> None:
+        texts = check_texts(texts, "texts")
+        vectors = np.asarray(vectors)
+        if vectors.ndim != 2 or vectors.shape[0] != len(texts):
+            raise ValueError(f"vectors must have shape ({len(texts)}, d), got {vectors.shape}")
+        self._row = {t: i for i, t in enumerate(texts)}
+        self._vectors = vectors
+        self.model_name = model_name
+        self.dim = int(vectors.shape[1])
+
+    def __repr__(self) -> str:
+        return f"LookupEmbedder(model_name={self.model_name!r}, dim={self.dim}, texts={len(self._row)})"
+
+    def _embed(self, texts: Sequence[str], name: str) -> np.ndarray:
+        texts = check_texts(texts, name)
+        missing = [i for i, t in enumerate(texts) if t not in self._row]
+        if missing:
+            raise ValueError(
+                f"{name}[{missing[0]}] has no precomputed vector ({len(missing)} of {len(texts)} texts are unknown): "
+                f"{texts[missing[0]]!r:.80}; embed new texts with a real model (SentenceTransformerEmbedder or "
+                "OpenAIEmbedder)"
+            )
+        return _unit_float32(self._vectors[[self._row[t] for t in texts]], f"the vectors of {self.model_name}")
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        """Look up document vectors, shape (n, d)."""
+        return self._embed(texts, "texts")
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Look up query vectors, shape (n, d)."""
+        return self._embed(texts, "texts")
 
 
 class EmbeddingServiceError(RuntimeError):

@@ -38,6 +38,7 @@ __all__ = [
     "curve_n",
     "pair_intervals",
     "prepare_validation",
+    "validation_context",
     "query_intervals",
 ]
 
@@ -169,6 +170,22 @@ def prepare_validation(
         val_batch_size=val_batch_size,
     )
     return ctx, digest
+
+
+def validation_context(embeddings: np.ndarray, model, queries, k: int = 1, **kwargs) -> ValidationContext:
+    """A :class:`ValidationContext` for a fitted :class:`nudge.Nudge` and any labelled queries.
+
+    Convenience for notebooks and tools: checks ``queries`` (a QuerySet, tuple or dict) against
+    ``embeddings`` and prepares the context for ``model``'s support and directions.
+    """
+    from .pairs import as_query_set, validate_query_set
+
+    e = np.asarray(embeddings)
+    q, flat, off = validate_query_set(
+        as_query_set(queries, "queries"), "queries", n_docs=e.shape[0], dim=e.shape[1], dtype=e.dtype
+    )
+    ctx, _ = prepare_validation(e, model.support_, model.directions_, q, flat, off, k=k, **kwargs)
+    return ctx
 
 
 # --------------------------------------------------------------------------------------------

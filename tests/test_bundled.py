@@ -17,9 +17,12 @@ TESSERA = data_dir() / "tessera"
 
 
 def test_committed_files_are_what_the_sources_build(tmp_path):
-    write_assembled(tmp_path)
+    write_assembled(tmp_path / "tessera")
     for name in ("tessera.json", "tessera_week2.json", "metadata.json", "split.json"):
-        assert (tmp_path / name).read_bytes() == (TESSERA / name).read_bytes(), f"{name}: run python -m nudge.bundled"
+        built = (tmp_path / "tessera" / name).read_bytes()
+        assert built == (TESSERA / name).read_bytes(), f"{name}: run python -m nudge.bundled"
+    example = (tmp_path / "examples" / "support_pairs.csv").read_bytes()
+    assert example == (TESSERA.parent / "examples" / "support_pairs.csv").read_bytes()
 
 
 def test_size_and_shape_of_the_dataset():

@@ -1,0 +1,153 @@
+"""Plots for the notebooks: pure functions that draw on a matplotlib ``ax`` (``ax=None``: current).
+
+matplotlib is imported only when a function needs the current axes (the ``notebooks`` extra).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["pca_2d", "plot_intervals", "plot_movement", "plot_score_lines", "toy_problem"]
+
+
+def _ax(ax):
+    if ax is None:
+        import matplotlib.pyplot as plt
+
+        ax = plt.gca()
+    return ax
+
+
+def pca_2d(*arrays: np.ndarray) -> list[np.ndarray]:
+    """Project arrays (each (n_i, d)) onto the top two principal axes of all rows together.
+
+    Returns one (n_i, 2) array per input. The axes are centred on the mean of all rows; signs
+    are fixed so the result is deterministic.
+    """
+    rows = np.concatenate([np.asarray(a, dtype=np.float64) for a in arrays])
+    mean = rows.mean(axis=0)
+    _, _, vt = np.linalg.svd(rows - mean, full_matrices=False)
+    basis = vt[:2]
+    basis *= np.sign(basis[np.arange(2), np.argmax(np.abs(basis), axis=1)])[:, None]
+    return [(np.asarray(a, dtype=np.float64) - mean) @ basis.T for a in arrays]
+
+
+def plot_movement(before, after, queries=None, query_doc=None, labels=None, ax=None, title=None):
+    """Documents before (hollow) and after (filled) NUDGE, with arrows, and their queries.
+
+    Parameters
+    ----------
+    before, after : ndarray, shape (m, 2)
+        Document positions (already projected, e.g. with :func:`pca_2d`).
+    queries : ndarray, shape (n, 2), optional
+        Query positions, drawn as small crosses.
+    query_doc : sequence of int, optional
+        For each query, the row in ``before`` it belongs to (same colour).
+    labels : sequence of str, optional
+        A short label per document.
+    """
+    ax = _ax(ax)
+    colours = [f"C{i % 10}" for i in range(len(before))]
+    if queries is not None:
+        qc = [colours[j] for j in query_doc] if query_doc is not None else "grey"
+        ax.scatter(queries[:, 0], queries[:, 1], marker="x", s=25, c=qc, alpha=0.7, label="training questions")
+    ax.scatter(before[:, 0], before[:, 1], s=70, facecolors="none", edgecolors=colours, label="document before")
+    ax.scatter(after[:, 0], after[:, 1], s=70, c=colours, label="document after")
+    for (x0, y0), (x1, y1), c in zip(before, after, colours, strict=True):
+        if abs(x1 - x0) + abs(y1 - y0) > 1e-12:
+            ax.annotate("", xy=(x1, y1), xytext=(x0, y0), arrowprops={"arrowstyle": "->", "color": c})
+    if labels is not None:
+        for (x, y), text in zip(before, labels, strict=True):
+            ax.annotate(text, (x, y), textcoords="offset points", xytext=(6, 6), fontsize=8)
+    ax.set_aspect("equal", adjustable="datalim")
+    if title:
+        ax.set_title(title)
+    ax.legend(loc="best", fontsize="small")
+    return ax
+
+
+def plot_intervals(lo, hi, chosen=None, ax=None, max_rows: int = 40, x_max: float | None = None):
+    """NUDGE-M's exact gamma search: one bar per interval of gamma where a validation answer
+    ranks first, and how many bars cover each gamma (what the sweep maximises).
+
+    Parameters
+    ----------
+    lo, hi : ndarray, shape (n,)
+        Closed intervals (``hi`` may be ``inf``), e.g. from :func:`nudge.gamma.query_intervals`.
+    chosen : float, optional
+        The selected gamma, marked with a vertical line.
+    max_rows : int
+        Draw at most this many bars (the coverage curve always uses all of them).
+    """
+    ax = _ax(ax)
+    lo, hi = np.asarray(lo, float), np.asarray(hi, float)
+    finite = hi[np.isfinite(hi)]
+    x_max = x_max or float(max(1.0, 1.2 * (finite.max() if finite.size else lo.max(initial=1.0))))
+    order = np.argsort(lo, kind="stable")
+    if order.size > max_rows:  # an even sample across the sorted bars
+        order = order[np.unique(np.linspace(0, order.size - 1, max_rows).round().astype(int))]
+    for row, i in enumerate(order):
+        ax.plot([lo[i], min(hi[i], x_max)], [row, row], color="tab:blue", linewidth=2)
+    grid = np.linspace(0, x_max, 400)
+    cover = ((lo[:, None] <= grid) & (grid <= hi[:, None])).sum(axis=0)
+    twin = ax.twinx()
+    twin.plot(grid, cover, color="tab:orange")
+    twin.set_ylabel("intervals covering gamma (questions ranked first)", color="tab:orange")
+    if chosen is not None:
+        ax.axvline(chosen, color="black", linestyle="--")
+    ax.set_xlim(0, x_max)
+    ax.set_xlabel("gamma")
+    ax.set_ylabel(f"one bar per interval ({len(order)} of {lo.size}, sorted by start)")
+    return ax
+
+
+def plot_score_lines(scores, slopes, answer, labels=None, gamma_max: float = 1.0, ax=None, top: int = 5):
+    """NUDGE-M seen from one question: every document's score is a line ``s_j + gamma * t_j``.
+
+    Draws the answer's line (thick) and the ``top`` competitors that score highest somewhere on
+    ``[0, gamma_max]``, and shades the gammas where the answer ranks first.
+
+    Parameters
+    ----------
+    scores, slopes : ndarray, shape (N,)
+        ``s_j = q . e_j`` and ``t_j = q . G_j/||G_j||`` (0 for documents that do not move).
+    answer : int
+        Row of the relevant document.
+    labels : sequence of str, optional
+        A label per document (e.g. titles).
+    """
+    ax = _ax(ax)
+    scores, slopes = np.asarray(scores, float), np.asarray(slopes, float)
+    grid = np.linspace(0, gamma_max, 200)
+    lines = scores[:, None] + grid[None, :] * slopes[:, None]
+    others = np.delete(np.arange(scores.size), answer)
+    best_other = lines[others].max(axis=0)
+    ranked = others[np.argsort(-lines[others].max(axis=1))][:top]
+    for j in ranked:
+        ax.plot(grid, lines[j], linewidth=1, label=(labels[j][:30] if labels is not None else f"doc {j}"))
+    name = labels[answer][:30] if labels is not None else f"doc {answer}"
+    ax.plot(grid, lines[answer], color="black", linewidth=2.5, label=f"answer: {name}")
+    ax.fill_between(
+        grid, ax.get_ylim()[0], ax.get_ylim()[1], where=lines[answer] >= best_other, color="green", alpha=0.1
+    )
+    ax.set_xlabel("gamma")
+    ax.set_ylabel("score q . e'")
+    ax.legend(loc="best", fontsize="x-small")
+    return ax
+
+
+def toy_problem(seed: int = 4, n_docs: int = 4, queries_per_doc: int = 3):
+    """A tiny 2-D problem on the unit circle: documents and the questions users ask about them.
+
+    Returns ``(docs (n_docs, 2), queries (n_docs * queries_per_doc, 2), answers)``, all unit
+    vectors; each document's questions sit off to one side of it, as users' words differ from
+    the documents'.
+    """
+    rng = np.random.default_rng(seed)
+    angles = 2 * np.pi * (np.arange(n_docs) + rng.uniform(0.1, 0.3, n_docs)) / n_docs
+    docs = np.c_[np.cos(angles), np.sin(angles)]
+    shift = np.radians(rng.uniform(35, 50, n_docs))
+    q_angles = (angles + shift)[:, None] + np.radians(rng.normal(0, 8, (n_docs, queries_per_doc)))
+    queries = np.c_[np.cos(q_angles.ravel()), np.sin(q_angles.ravel())]
+    answers = [[i] for i in range(n_docs) for _ in range(queries_per_doc)]
+    return docs, queries, answers
