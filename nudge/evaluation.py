@@ -15,7 +15,7 @@ from .metrics import per_query, rank_changes
 from .pairs import QuerySet, as_query_set
 from .retrieval import first_relevant_rank, search
 
-__all__ = ["evaluate_embeddings", "compare", "format_table"]
+__all__ = ["compare", "evaluate_embeddings", "format_table"]
 
 COLUMNS = ("hit@1", "mrr@10", "ndcg@10", "recall@10")
 

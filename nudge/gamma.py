@@ -38,8 +38,8 @@ __all__ = [
     "curve_n",
     "pair_intervals",
     "prepare_validation",
-    "validation_context",
     "query_intervals",
+    "validation_context",
 ]
 
 #: The reference package's NUDGE-N grid: 0, 0.02, ..., 0.48 (computed the same way, bit for bit).
