@@ -18,6 +18,7 @@ all at once        :class:`nudge.Nudge` (scikit-learn style), ``NUDGEM``/``NUDGE
 
 __version__ = "0.1.0"
 
+from ._io import load_embeddings, save_embeddings
 from .apply import apply_nudge
 from .compat import NUDGEM, NUDGEN, QueriesAnswersDict
 from .estimator import NotFittedError, Nudge
