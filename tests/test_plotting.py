@@ -7,9 +7,9 @@ import numpy as np
 
 matplotlib.use("Agg")
 
-from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.figure import Figure
 
-from nudge.plotting import pca_2d, plot_intervals, plot_movement, plot_score_lines, toy_problem  # noqa: E402
+from nudge.plotting import pca_2d, plot_intervals, plot_movement, plot_score_lines, toy_problem
 
 
 def test_pca_2d_is_deterministic_and_shape_preserving():
@@ -17,7 +17,7 @@ def test_pca_2d_is_deterministic_and_shape_preserving():
     a, b = rng.normal(size=(5, 8)), rng.normal(size=(3, 8))
     pa, pb = pca_2d(a, b)
     assert pa.shape == (5, 2) and pb.shape == (3, 2)
-    qa, qb = pca_2d(a, b)
+    qa, _ = pca_2d(a, b)
     np.testing.assert_array_equal(pa, qa)
     # the first axis carries the most variance
     both = np.vstack([pa, pb])

@@ -8,10 +8,10 @@ import pytest
 
 matplotlib.use("Agg")
 
-from nudge import Nudge  # noqa: E402
-from nudge.evaluation import evaluate_embeddings  # noqa: E402
-from nudge.synthetic import make_retrieval_problem  # noqa: E402
-from nudge.widgets import GammaExplorer, gamma_widget  # noqa: E402
+from nudge import Nudge
+from nudge.evaluation import evaluate_embeddings
+from nudge.synthetic import make_retrieval_problem
+from nudge.widgets import GammaExplorer, gamma_widget
 
 
 @pytest.fixture(scope="module")
