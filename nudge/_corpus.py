@@ -46,23 +46,23 @@ def normalise_block(block: np.ndarray, name: str = "embeddings", offset: int = 0
     return out
 
 
-def fingerprint(embeddings: np.ndarray) -> str:
+def fingerprint(embeddings: np.ndarray, workers: int | None = None) -> str:
     """SHA-256 fingerprint of an embedding matrix: shape, dtype and bytes in C order.
 
     A two-level hash: the rows are cut into blocks of about 8 MiB, each block is hashed with
-    SHA-256 (in parallel threads: hashlib releases the GIL), and the block digests are hashed
-    together with the shape and dtype. The block size is fixed, so the result depends only on
-    the array's content.
+    SHA-256 (in ``workers`` threads, default one per core: hashlib releases the GIL), and the
+    block digests are hashed together with the shape and dtype. The block size is fixed, so the
+    result depends only on the array's content.
     """
+    workers = workers or os.cpu_count() or 1
     rows = max(1, _HASH_BLOCK_BYTES // max(1, embeddings.itemsize * embeddings.shape[1]))
     starts = range(0, embeddings.shape[0], rows)
 
     def digest(start: int) -> bytes:
         return hashlib.sha256(np.ascontiguousarray(embeddings[start : start + rows])).digest()
 
-    if len(starts) > 1 and (os.cpu_count() or 1) > 1:
-        with ThreadPoolExecutor(max_workers=os.cpu_count()) as pool:
-            digests = list(pool.map(digest, starts))
+    if len(starts) > 1 and workers > 1:
+        digests = list(_hash_pool(workers).map(digest, starts))
     else:
         digests = [digest(start) for start in starts]
     h = hashlib.sha256(f"nudge-fingerprint/1|{embeddings.shape}|{embeddings.dtype.str}|".encode())
@@ -72,6 +72,14 @@ def fingerprint(embeddings: np.ndarray) -> str:
 
 
 _HASH_BLOCK_BYTES = 8 * 2**20
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+
+
+def _hash_pool(workers: int) -> ThreadPoolExecutor:
+    """A long-lived pool of hashing threads (starting threads on every call costs time)."""
+    if workers not in _POOLS:
+        _POOLS[workers] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="nudge-hash")
+    return _POOLS[workers]
 
 
 def corpus_pass(
@@ -102,7 +110,7 @@ def corpus_pass(
     out : ndarray, shape (N, d), optional
         Receives the normalised documents.
     want_hash : bool
-        Also return the :func:`fingerprint` of ``embeddings`` (computed before the pass).
+        Also return the :func:`fingerprint` of ``embeddings``.
 
     Returns
     -------
@@ -111,10 +119,19 @@ def corpus_pass(
     digest : str or None
         The fingerprint when ``want_hash``.
     """
-    n = embeddings.shape[0]
-    nq = queries.shape[0]
-    best = np.full((nq, k), -np.inf, dtype=queries.dtype)
+    best = np.full((queries.shape[0], k), -np.inf, dtype=queries.dtype)
     digest = fingerprint(embeddings) if want_hash else None
+    best = _scan(embeddings, queries, exclude, k, chunk_size, out, name, best)
+    if k > 1:
+        best = -np.sort(-best, axis=1)
+    return best, digest
+
+
+def _scan(embeddings, queries, exclude, k, chunk_size, out, name, best):
+    n, nq = embeddings.shape[0], queries.shape[0]
+    # One score buffer for all chunks: a fresh (n_queries x chunk) array per chunk would cost
+    # page faults on every chunk.
+    buffer = np.empty((nq, min(chunk_size, n)), dtype=queries.dtype) if nq else None
     for start in range(0, n, chunk_size):
         stop = min(start + chunk_size, n)
         block = normalise_block(embeddings[start:stop], name, start)
@@ -122,7 +139,8 @@ def corpus_pass(
             out[start:stop] = block
         if nq == 0:
             continue
-        scores = queries @ block.T
+        scores = buffer if stop - start == buffer.shape[1] else np.empty((nq, stop - start), dtype=queries.dtype)
+        np.matmul(queries, block.T, out=scores)
         lo, hi = np.searchsorted(exclude, [start, stop])
         if hi > lo:
             scores[:, exclude[lo:hi] - start] = -np.inf
@@ -130,9 +148,7 @@ def corpus_pass(
             np.maximum(best[:, 0], scores.max(axis=1), out=best[:, 0])
         else:
             best = merge_top(best, scores, k)
-    if k > 1:
-        best = -np.sort(-best, axis=1)
-    return best, digest
+    return best
 
 
 def merge_top(best: np.ndarray, scores: np.ndarray, k: int) -> np.ndarray:

@@ -236,8 +236,12 @@ def pair_intervals(ctx: ValidationContext, k: int = 1, *, reference: bool = Fals
         raise ValueError(f"k={k} exceeds the depth {ctx.k} this validation context was prepared for")
     if reference and k != 1:
         raise ValueError("reference=True reproduces the reference package, which only supports k=1")
+    if k == 1 and not reference:
+        return _pair_intervals_top1(ctx)
     los, his, pairs = [], [], []
-    for rows, s, t in ctx.blocks(exact=not reference):
+    # Scores are computed in the input dtype (float32 scores carry float32 accuracy whatever
+    # the arithmetic after them), like the reference does.
+    for rows, s, t in ctx.blocks(exact=False):
         b, c, psl = _pair_lines(ctx, rows, s, t, k)
         pair_ids = np.arange(psl.start, psl.stop)
         if k == 1:
@@ -257,6 +261,72 @@ def pair_intervals(ctx: ValidationContext, k: int = 1, *, reference: bool = Fals
     return np.concatenate(los), np.concatenate(his), np.concatenate(pairs)
 
 
+def _pair_intervals_top1(ctx: ValidationContext):
+    """Top-1 intervals with the flat competitors folded into one line per pair.
+
+    Documents that do not move (validation answers outside the support, and the background)
+    are horizontal lines: only the highest one other than the pair's own answer can bound the
+    interval. So the per-pair work is over the moved documents only.
+    """
+    dtype = ctx.queries.dtype
+    m = ctx.support_pos.size
+    is_support = np.zeros(ctx.special.size, dtype=bool)
+    is_support[ctx.support_pos] = True
+    flat_cols = np.flatnonzero(~is_support)
+    # one matrix product per block: [support rows; directions; flat rows]
+    stacked = np.concatenate([ctx.special_rows[ctx.support_pos], ctx.directions, ctx.special_rows[flat_cols]])
+    support_index = np.full(ctx.special.size, -1, dtype=np.int64)
+    support_index[ctx.support_pos] = np.arange(ctx.support_pos.size)
+    flat_index = np.full(ctx.special.size, -1, dtype=np.int64)
+    flat_index[flat_cols] = np.arange(flat_cols.size)
+    los, his, pairs = [], [], []
+    for r0 in range(0, ctx.n_queries, ctx.val_batch_size):
+        r1 = min(r0 + ctx.val_batch_size, ctx.n_queries)
+        scores = ctx.queries[r0:r1] @ stacked.T
+        s_sup, t_sup, s_flat = scores[:, :m], scores[:, m : 2 * m], scores[:, 2 * m :]
+        bg = ctx.background[r0:r1, 0].astype(dtype)
+        # the two best flat scores per query (a flat answer must not compete with itself)
+        if flat_cols.size >= 2:
+            top2 = np.argpartition(-s_flat, 1, axis=1)[:, :2]
+            v2 = np.take_along_axis(s_flat, top2, 1)
+            swap = v2[:, 1] > v2[:, 0]
+            top2[swap] = top2[swap][:, ::-1]
+            v2[swap] = v2[swap][:, ::-1]
+        else:
+            top2 = np.full((r1 - r0, 2), -1, dtype=np.int64)
+            v2 = np.full((r1 - r0, 2), -np.inf, dtype=dtype)
+            if flat_cols.size == 1:
+                top2[:, 0], v2[:, 0] = 0, s_flat[:, 0]
+        p0, p1 = ctx.offsets[r0], ctx.offsets[r1]
+        r = np.repeat(np.arange(r1 - r0), np.diff(ctx.offsets[r0 : r1 + 1]))
+        a = ctx.answer_pos[p0:p1]
+        a_sup, a_flat = support_index[a], flat_index[a]
+        moving = a_sup >= 0
+        s_a = np.where(
+            moving, s_sup[r, np.maximum(a_sup, 0)], s_flat[r, np.maximum(a_flat, 0)] if flat_cols.size else 0
+        )
+        t_a = np.where(moving, t_sup[r, np.maximum(a_sup, 0)], 0).astype(dtype)
+        best_flat = np.where(top2[r, 0] == a_flat, v2[r, 1], v2[r, 0])
+        b_flat = np.maximum(best_flat, bg[r]) - s_a
+        # lines of the moved documents: above the answer iff b + gamma * (t_j - t_a) > 0
+        b = s_sup[r] - s_a[:, None]
+        g = t_a[:, None] - t_sup[r]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            alpha = b / g
+            flat_alpha = b_flat / t_a
+        zero = dtype.type(0)
+        lo = np.max(np.where(g > zero, alpha, zero), axis=1, initial=0.0)
+        hi = np.min(np.where(g < zero, alpha, np.inf), axis=1, initial=np.inf)
+        lo = np.where(t_a > 0, np.maximum(lo, flat_alpha), lo).astype(np.float64)
+        hi = np.where(t_a < 0, np.minimum(hi, flat_alpha), hi).astype(np.float64)
+        blocked = np.any((g == zero) & (b > zero), axis=1) | ((t_a == 0) & (b_flat > 0))
+        ok = ~blocked & (hi >= lo)
+        los.append(lo[ok])
+        his.append(hi[ok])
+        pairs.append(np.arange(p0, p1)[ok])
+    return np.concatenate(los), np.concatenate(his), np.concatenate(pairs)
+
+
 def _intervals_top1(b: np.ndarray, c: np.ndarray, *, reference: bool):
     """Per row, the interval where no competitor is strictly above (``b + gamma c <= 0`` for all)."""
     # b + gamma c <= 0 : c < 0 -> gamma >= b/(-c) (lower bound); c > 0 -> gamma <= -b/c (upper).
@@ -264,9 +334,10 @@ def _intervals_top1(b: np.ndarray, c: np.ndarray, *, reference: bool):
     g = -c
     with np.errstate(divide="ignore", invalid="ignore"):
         alpha = b / (g + b.dtype.type(_REFERENCE_EPS)) if reference else b / g
-    large = _REFERENCE_LARGE if reference else np.inf
-    lo = np.maximum(np.max(np.where(g > 0, alpha, 0.0), axis=1), 0.0).astype(np.float64)
-    hi = np.min(np.where(g < 0, alpha, large), axis=1).astype(np.float64)
+    large = b.dtype.type(_REFERENCE_LARGE if reference else np.inf)
+    zero = b.dtype.type(0)
+    lo = np.maximum(np.max(np.where(g > zero, alpha, zero), axis=1), zero).astype(np.float64)
+    hi = np.min(np.where(g < zero, alpha, large), axis=1).astype(np.float64)
     if reference:
         hi = np.minimum(hi, large)
     blocked = np.any((g == 0) & (b > 0), axis=1)
