@@ -1,14 +1,15 @@
 # Two commands do everything on a machine with Python 3.10+:
 #   make lab    create .venv, install the kit, open JupyterLab on notebooks/
 #   make test   create/update .venv, run every test (unit, property-based, notebooks) and lint
-# Also: make demo (the whole pipeline headless), make bench (speed and memory benchmark).
+# Also: make demo (the whole pipeline headless), make bench (speed and memory benchmarks),
+# make notebooks (re-execute the notebooks and strip what must not be committed).
 
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: lab test demo bench lint format clean
+.PHONY: lab test demo bench notebooks lint format clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +32,11 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_fit.py
+	$(PY) benchmarks/bench_widget.py
+
+# Re-run every notebook in place (after changing the library or the data), then check them.
+notebooks: $(STAMP)
+	$(PY) -m nudge._notebooks run
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
