@@ -16,14 +16,16 @@ import numpy as np
 
 matplotlib.use("Agg")
 
-from nudge.bundled import load_tessera  # noqa: E402
-from nudge.widgets import GammaExplorer, gamma_widget  # noqa: E402
+from nudge.bundled import load_tessera
+from nudge.widgets import GammaExplorer, gamma_widget
 
 
 def main() -> None:
     data = load_tessera()
     t0 = time.perf_counter()
-    explorer = GammaExplorer(data.doc_embeddings, data.query_set("train"), data.query_set("val"), data.query_set("test"))
+    explorer = GammaExplorer(
+        data.doc_embeddings, data.query_set("train"), data.query_set("val"), data.query_set("test")
+    )
     box = gamma_widget(explorer, data.texts(data.split["test"]))
     print(f"build explorer and widget: {time.perf_counter() - t0:.3f} s (once per notebook)")
     moves = []
@@ -31,7 +33,9 @@ def main() -> None:
         t0 = time.perf_counter()
         box.gamma.value = float(value)
         moves.append(time.perf_counter() - t0)
-    print(f"slider move: median {np.median(moves) * 1000:.0f} ms, max {max(moves) * 1000:.0f} ms over {len(moves)} moves")
+    print(
+        f"slider move: median {np.median(moves) * 1000:.0f} ms, max {max(moves) * 1000:.0f} ms over {len(moves)} moves"
+    )
     switches = []
     for method, k in (("M", 1), ("M", 3), ("N", 10), ("N", 1)):
         t0 = time.perf_counter()

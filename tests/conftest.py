@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -29,28 +28,7 @@ def brute_score(new_embeddings: np.ndarray, queries: np.ndarray, answers, k: int
 
 @pytest.fixture(scope="session")
 def scifact():
-    """SciFact (BEIR layout) from ../shared/data/scifact; skips where the folder is absent."""
+    """The SciFact folder (../shared/data/scifact); skips where it is absent."""
     if not (SCIFACT / "qrels" / "test.tsv").is_file():
         pytest.skip(f"SciFact data not found at {SCIFACT} (it ships with the workplace's shared/ folder)")
-    emb = SCIFACT / "embeddings" / "all-MiniLM-L6-v2"
-    corpus = np.load(emb / "corpus.npy")
-    queries = np.load(emb / "queries.npy")
-    doc_pos = {d: i for i, d in enumerate((emb / "corpus_ids.txt").read_text().split())}
-    query_pos = {q: i for i, q in enumerate((emb / "query_ids.txt").read_text().split())}
-
-    def qrels(name: str) -> dict[str, dict[int, float]]:
-        out: dict[str, dict[int, float]] = {}
-        for line in (SCIFACT / "qrels" / f"{name}.tsv").read_text().splitlines()[1:]:
-            q, d, score = line.split("\t")
-            out.setdefault(q, {})[doc_pos[d]] = float(score)
-        return out
-
-    return {
-        "corpus": corpus,
-        "queries": queries,
-        "query_pos": query_pos,
-        "train": qrels("train"),
-        "test": qrels("test"),
-        "n_corpus_lines": sum(1 for _ in (SCIFACT / "corpus.jsonl").open()),
-        "first_doc": json.loads((SCIFACT / "corpus.jsonl").open().readline()),
-    }
+    return SCIFACT

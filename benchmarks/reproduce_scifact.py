@@ -1,0 +1,65 @@
+"""The SciFact figures of the math note, recomputed: nDCG@10 of no fine-tuning, NUDGE-M, NUDGE-N.
+
+Protocol: training = 80% of BEIR's SciFact train queries, validation = the other seeded 20%
+(``nudge.split_queries(..., test_fraction=0, seed=s)``), test = BEIR's 300 test queries;
+all-MiniLM-L6-v2 vectors from ``../shared/data/scifact``; ``NUDGEM``/``NUDGEN`` (the reference's
+behaviour). Prints the mean and spread over seeds. ``tests/test_scifact.py`` checks the same.
+
+Usage: ``python benchmarks/reproduce_scifact.py [--seeds 40] [--folder ../shared/data/scifact]``
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from nudge import NUDGEM, NUDGEN, split_queries
+from nudge.datasets import load_beir
+from nudge.evaluation import evaluate_embeddings
+from nudge.pairs import QuerySet
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def reproduce(folder: Path, seeds: int = 40) -> dict:
+    """nDCG@10 on SciFact's test queries: ``{"base": float, "M": [per seed], "N": [per seed]}``."""
+    emb = folder / "embeddings" / "all-MiniLM-L6-v2"
+    corpus = np.load(emb / "corpus.npy")
+    queries = np.load(emb / "queries.npy")
+    doc_ids = (emb / "corpus_ids.txt").read_text().split()
+    row = {q: i for i, q in enumerate((emb / "query_ids.txt").read_text().split())}
+    train_ds, _ = load_beir(folder, "train")
+    test_ds, _ = load_beir(folder, "test")
+
+    def query_set(ds, ids):
+        return QuerySet(queries[[row[q] for q in ids]], ds.answers(ids, doc_ids))
+
+    test = query_set(test_ds, test_ds.answered_query_ids)
+    train_ids = train_ds.answered_query_ids
+    out = {"base": evaluate_embeddings(corpus, test)["ndcg@10"], "M": [], "N": [], "n_test": len(test)}
+    for seed in range(seeds):
+        split = split_queries(len(train_ids), val_fraction=0.2, test_fraction=0.0, seed=seed)
+        train = query_set(train_ds, [train_ids[i] for i in split.train]).to_dict()
+        val = query_set(train_ds, [train_ids[i] for i in split.val]).to_dict()
+        out["M"].append(evaluate_embeddings(NUDGEM().finetune_embeddings(corpus, train, val), test)["ndcg@10"])
+        out["N"].append(evaluate_embeddings(NUDGEN().finetune_embeddings(corpus, train, val), test)["ndcg@10"])
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, default=40)
+    parser.add_argument("--folder", type=Path, default=ROOT.parent / "shared" / "data" / "scifact")
+    args = parser.parse_args()
+    r = reproduce(args.folder, args.seeds)
+    print(f"SciFact, {r['n_test']} test queries, {args.seeds} seeded validation splits")
+    print(f"nDCG@10 no fine-tuning {r['base']:.3f}")
+    for method in ("M", "N"):
+        v = r[method]
+        print(f"nDCG@10 NUDGE-{method} mean {np.mean(v):.3f} (std {np.std(v):.3f}, min {min(v):.3f}, max {max(v):.3f})")
+
+
+if __name__ == "__main__":
+    main()
