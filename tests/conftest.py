@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SCIFACT = REPO.parent / "shared" / "data" / "scifact"
+
+
+def _scifact_folder() -> Path:
+    """$NUDGE_SCIFACT_DIR, else ../shared/data/scifact beside the repository, else the
+    workplace's /work/shared/data/scifact (a clone elsewhere, e.g. a CI check in /tmp)."""
+    candidates = [Path(p) for p in [os.environ.get("NUDGE_SCIFACT_DIR")] if p]
+    candidates += [REPO.parent / "shared" / "data" / "scifact", Path("/work/shared/data/scifact")]
+    return next((c for c in candidates if (c / "qrels" / "test.tsv").is_file()), candidates[0])
+
+
+SCIFACT = _scifact_folder()
 
 
 def unit(x: np.ndarray) -> np.ndarray:

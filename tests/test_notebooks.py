@@ -42,8 +42,8 @@ def test_notebook_structure(path):
     for c in code:  # short cells
         assert len(c.splitlines()) <= 25, f"a code cell of {len(c.splitlines())} lines"
     marked = [c for c in code if "NBVAL_" in c]
-    for c in marked:  # every sanitised cell says why
-        assert re.match(r"# NBVAL_(IGNORE_OUTPUT|SKIP): \w", c), c.splitlines()[0]
+    for c in marked:  # nbval reads the marker only alone on the first line; the next line says why
+        assert re.match(r"# NBVAL_(IGNORE_OUTPUT|SKIP)\n# \(not compared by the notebook tests: \w", c), c[:120]
 
 
 def test_nbval_sanitisers_are_explicit():
