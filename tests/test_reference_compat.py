@@ -15,6 +15,8 @@ import pytest
 from nudge import NUDGEM, NUDGEN
 
 FIXTURES = sorted((Path(__file__).parent / "reference" / "fixtures").glob("*.npz"))
+# gamma >= 2 for NUDGE-N: a documented deviation, checked on its own below
+SAME = [p for p in FIXTURES if not p.stem.endswith("deviation")]
 
 
 def load(path: Path):
@@ -49,7 +51,7 @@ def test_fixtures_exist():
     assert len(FIXTURES) >= 20, "tests/reference/fixtures is missing; see tests/reference/README.md"
 
 
-@pytest.mark.parametrize("path", FIXTURES, ids=[p.stem for p in FIXTURES])
+@pytest.mark.parametrize("path", SAME, ids=[p.stem for p in SAME])
 def test_same_output_and_gamma_as_reference(path):
     z, meta, train, val = load(path)
     model, out = run(z, meta, train, val)
@@ -62,8 +64,6 @@ def test_same_output_and_gamma_as_reference(path):
         assert model.gamma_ == pytest.approx(float(z["gamma_exact_argmax_set"][0]))
         assert ref_gamma in z["gamma_exact_argmax_set"]
         return
-    if path.stem.endswith("deviation"):
-        pytest.skip("documented deviation, checked in test_gamma_above_2_keeps_untrained_documents")
     # gamma: NUDGE-M's is an interval end point computed in float32 by the reference.
     assert model.gamma_ == pytest.approx(ref_gamma, rel=1e-4, abs=1e-7)
     # rows: equal to 1e-5, relative to the row's scale (NUDGE-M rows have norm up to 1 + gamma).
