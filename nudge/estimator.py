@@ -24,10 +24,9 @@ from .apply import check_method, move_rows
 from .directions import _query_sums, nudge_n_coefficients, nudge_n_geometry, unit_rows
 from .gamma import (
     REFERENCE_GRID,
-    best_gamma_from_intervals,
+    best_gamma_m,
     best_gamma_n,
     curve_m,
-    pick_in_region,
     prepare_validation,
     query_intervals,
 )
@@ -203,11 +202,7 @@ class Nudge:
             )  # fmt: skip
             if method == "M":
                 intervals = query_intervals(ctx, k)
-                lo, hi, w, scale = intervals
-                start, total, end = best_gamma_from_intervals(lo, hi, w)
-                gamma = pick_in_region(start, end, self.gamma_choice)
-                score = total / (scale * ctx.n_queries)
-                region = (start, end)
+                gamma, score, region = best_gamma_m(ctx, k, self.gamma_choice, intervals=intervals)
                 grid_m = np.unique(np.append(np.linspace(0.0, max(0.5, 2 * gamma), 201), gamma))
                 curve = {"gamma": grid_m, "score": curve_m(ctx, grid_m, k, intervals=intervals)}
             else:

@@ -493,9 +493,12 @@ def _level_sets(lo: np.ndarray, hi: np.ndarray, cap: int):
         yield starts, ends
 
 
-def best_gamma_m(ctx: ValidationContext, k: int = 1, choice: str = "middle"):
-    """Exact NUDGE-M gamma: ``(gamma, validation score, best region (start, end))``."""
-    lo, hi, w, scale = query_intervals(ctx, k)
+def best_gamma_m(ctx: ValidationContext, k: int = 1, choice: str = "middle", *, intervals=None):
+    """Exact NUDGE-M gamma: ``(gamma, validation score, best region (start, end))``.
+
+    ``intervals`` may pass the result of :func:`query_intervals` to avoid recomputing it.
+    """
+    lo, hi, w, scale = intervals if intervals is not None else query_intervals(ctx, k)
     start, total, end = best_gamma_from_intervals(lo, hi, w)
     return pick_in_region(start, end, choice), total / (scale * ctx.n_queries), (start, end)
 
