@@ -11,6 +11,8 @@ phase              where
 3 MaxS-EFT         :mod:`nudge.directions`
 4 MaxA-EFT         :mod:`nudge.gamma`
 5 apply            :mod:`nudge.apply`
+6 vector store     :mod:`nudge.stores` (Qdrant, Milvus; apply only moved rows, rollback)
+weekly updates     :class:`nudge.NudgeState` (:mod:`nudge.streaming`)
 evaluation         :mod:`nudge.retrieval`, :mod:`nudge.metrics`
 all at once        :class:`nudge.Nudge` (scikit-learn style), ``NUDGEM``/``NUDGEN`` (drop-in)
 =================  ==========================================================
@@ -24,6 +26,7 @@ from .compat import NUDGEM, NUDGEN, QueriesAnswersDict
 from .estimator import NotFittedError, Nudge
 from .gamma import REFERENCE_GRID
 from .pairs import QuerySet, Split, as_query_set, group_pairs, index_answers, split_queries
+from .streaming import NudgeState
 
 __all__ = [
     "NUDGEM",
@@ -31,6 +34,7 @@ __all__ = [
     "REFERENCE_GRID",
     "NotFittedError",
     "Nudge",
+    "NudgeState",
     "QueriesAnswersDict",
     "QuerySet",
     "Split",
