@@ -35,7 +35,16 @@ from ._io import atomic_write
 from .datasets import RetrievalDataset, load_llamaindex, save_llamaindex
 from .pairs import QuerySet, split_queries
 
-__all__ = ["Tessera", "assemble", "data_dir", "load_tessera", "tessera_embedder", "text_sha256", "write_embeddings"]
+__all__ = [
+    "Tessera",
+    "assemble",
+    "data_dir",
+    "load_tessera",
+    "tessera_embedder",
+    "text_sha256",
+    "weekly_batches",
+    "write_embeddings",
+]
 
 MODEL = "all-MiniLM-L6-v2"
 SPLIT_SEED = 0
@@ -238,14 +247,32 @@ class Tessera:
     metadata: dict
     model: str
 
-    def query_set(self, part: str | list) -> QuerySet:
-        """Embeddings and answer rows of ``part`` ("train", "val", "test", "all" or a list of ids)."""
+    def _ids(self, part: str | list) -> list:
         ids = self.query_ids if part == "all" else self.split[part] if isinstance(part, str) else list(part)
         row = {q: i for i, q in enumerate(self.query_ids)}
         unknown = [q for q in ids if q not in row]
         if unknown:
             raise ValueError(f"part names unknown question ids, e.g. {unknown[0]!r}")
-        return QuerySet(self.query_embeddings[[row[q] for q in ids]], self.dataset.answers(ids, self.doc_ids))
+        return ids
+
+    def query_set(self, part: str | list, doc_ids=None) -> QuerySet:
+        """Embeddings and answer rows of ``part`` ("train", "val", "test", "all" or a list of ids).
+
+        Answers are rows of ``doc_ids`` (default this week's ``self.doc_ids``; pass another
+        week's ids to evaluate on its corpus).
+        """
+        ids = self._ids(part)
+        row = {q: i for i, q in enumerate(self.query_ids)}
+        return QuerySet(
+            self.query_embeddings[[row[q] for q in ids]], self.dataset.answers(ids, doc_ids or self.doc_ids)
+        )
+
+    def id_pairs(self, part: str | list) -> tuple[np.ndarray, list[list[str]]]:
+        """``(embeddings (n, d), relevant document ids per question)`` of ``part``, e.g. for
+        :meth:`nudge.NudgeState.add_pairs`."""
+        ids = self._ids(part)
+        row = {q: i for i, q in enumerate(self.query_ids)}
+        return self.query_embeddings[[row[q] for q in ids]], [list(self.dataset.relevant[q]) for q in ids]
 
     def titles(self, doc_rows) -> list[str]:
         """Titles of the passages at rows ``doc_rows``."""
@@ -309,6 +336,23 @@ def load_tessera(week: int = 1, model: str = MODEL, folder: Path | None = None) 
         metadata=metadata,
         model=manifest["model"],
     )
+
+
+def weekly_batches(data: Tessera, n_weeks: int = 3, seed: int = 0, val_fraction: float = 0.2) -> list[dict]:
+    """Cut ``data``'s questions into ``n_weeks`` seeded batches, each split by question into
+    training and validation ids (the streaming lesson's weeks).
+
+    Returns a list of ``{"questions": ids, "train": ids, "val": ids}``, one per week.
+    """
+    if not isinstance(n_weeks, int) or n_weeks < 1:
+        raise ValueError(f"n_weeks must be a positive integer, got {n_weeks!r}")
+    order = np.random.default_rng(seed).permutation(len(data.query_ids))
+    weeks = []
+    for number, rows in enumerate(np.array_split(order, n_weeks)):
+        ids = [data.query_ids[i] for i in rows]
+        split = split_queries(len(ids), val_fraction=val_fraction, test_fraction=0.0, seed=seed + number)
+        weeks.append({"questions": ids, "train": [ids[i] for i in split.train], "val": [ids[i] for i in split.val]})
+    return weeks
 
 
 def tessera_embedder(model: str = MODEL, folder: Path | None = None):

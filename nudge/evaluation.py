@@ -51,6 +51,40 @@ def evaluate_embeddings(doc_embeddings: np.ndarray, queries: QuerySet, *, k: int
     }
 
 
+def evaluate_store(store, queries: QuerySet, doc_ids, *, k: int = 10) -> dict:
+    """Like :func:`evaluate_embeddings`, but retrieving with a vector store's own search.
+
+    Parameters
+    ----------
+    store : nudge.stores.VectorStore
+        Holds the documents under the ids ``doc_ids``.
+    queries : QuerySet
+        Query embeddings (n, d); answers are row indices into ``doc_ids``.
+    doc_ids : sequence of str
+        The id of each document row.
+
+    Returns
+    -------
+    dict
+        Mean hit@1, MRR@k, nDCG@k and recall@k, and ``"top"``: (n, k) array of retrieved rows.
+    """
+    qs = as_query_set(queries, "queries")
+    row = {d: i for i, d in enumerate(doc_ids)}
+    ids, _ = store.search(qs.embeddings, k=k)
+    unknown = {i for r in ids for i in r if i not in row}
+    if unknown:
+        raise ValueError(f"store returned ids that are not in doc_ids, e.g. {sorted(unknown)[:3]}")
+    top = np.array([[row[i] for i in r] for r in ids], dtype=np.int64)
+    m, top1 = per_query(top, qs.answers, k=k), per_query(top, qs.answers, k=1)
+    return {
+        "hit@1": float(top1["hit"].mean()),
+        f"mrr@{k}": float(m["mrr"].mean()),
+        f"ndcg@{k}": float(m["ndcg"].mean()),
+        f"recall@{k}": float(m["recall"].mean()),
+        "top": top,
+    }
+
+
 def compare(before: Mapping, after: Mapping, k: int = 1) -> dict[str, np.ndarray]:
     """Queries fixed / broken at cut-off ``k`` between two :func:`evaluate_embeddings` results."""
     return rank_changes(before["ranks"], after["ranks"], k=k)

@@ -18,10 +18,12 @@ __all__ = [
     "Check",
     "check_best_gamma",
     "check_cosine_trap",
+    "check_moved_after_weeks",
     "check_nearest_passage",
     "check_query_sum",
     "check_quickstart",
     "check_saved_model",
+    "check_store_hit1",
     "check_validation_size",
 ]
 
@@ -183,3 +185,37 @@ def check_saved_model(path: object, embeddings: np.ndarray | None = None) -> Che
         return Check(False, str(exc))
     what = "and matches your embeddings" if embeddings is not None else "(pass embeddings= to check it matches them)"
     return Check(True, f"NUDGE-{model.method_} with gamma {model.gamma_:.4g} loads back {what}")
+
+
+def check_store_hit1(answer: object) -> Check:
+    """Notebook 06: test hit@1 of a store holding the NUDGE-N vectors."""
+    if answer is None:
+        return _todo("the store's test hit@1 after applying NUDGE-N")
+    from .evaluation import evaluate_embeddings
+
+    t = _tessera()
+    expected = evaluate_embeddings(_fit("N").transform(t.doc_embeddings), t.query_set("test"))["hit@1"]
+    base = evaluate_embeddings(t.doc_embeddings, t.query_set("test"))["hit@1"]
+    value = _number(answer)
+    if value is not None and abs(value - expected) < 5e-4:
+        return Check(True, f"NUDGE-N in the store: hit@1 {expected:.3f} (from {base:.3f} before)")
+    if value is not None and abs(value - base) < 5e-4:
+        return Check(False, "that is the score before NUDGE: call apply_nudge_to_store with the NUDGE-N model first")
+    return Check(False, "fit nudge.Nudge('N') on train and val, apply it to the store, then evaluate_store(...)")
+
+
+def check_moved_after_weeks(answer: object) -> Check:
+    """Notebook 07: passages moved by the state after week 1 and the three later weeks."""
+    if answer is None:
+        return _todo("the number of passages the state moves after the three weeks")
+    from .bundled import load_tessera, weekly_batches
+    from .streaming import NudgeState
+
+    week1, later = _tessera(), load_tessera(week=2)
+    state = NudgeState("M").add_pairs(train=week1.id_pairs("train"), val=week1.id_pairs("val"))
+    for week in weekly_batches(later, n_weeks=3, seed=0):  # one fit on all the pairs equals the weekly loop
+        state.add_pairs(train=later.id_pairs(week["train"]), val=later.id_pairs(week["val"]))
+    moved = state.fit_gamma(later.doc_embeddings, later.doc_ids).to_nudge(later.doc_embeddings, later.doc_ids).moved_
+    if _number(answer) == moved.size:
+        return Check(True, f"{moved.size} of {len(later.doc_ids)} passages move after the three weeks")
+    return Check(False, "state.to_nudge(docs, later.doc_ids).moved_.size")

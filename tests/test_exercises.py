@@ -71,3 +71,24 @@ def test_best_gamma_and_saved_model(data, tmp_path):
     assert check_saved_model(path, embeddings=docs)
     assert not check_saved_model(path, embeddings=docs[::-1].copy())
     assert not check_saved_model(tmp_path / "missing.npz")
+
+
+def test_store_and_streaming_checks(data):
+    from nudge import NudgeState
+    from nudge.bundled import weekly_batches
+    from nudge.exercises import check_moved_after_weeks, check_store_hit1
+
+    docs = data.doc_embeddings
+    moved = Nudge("N").fit(docs, data.query_set("train"), data.query_set("val")).transform(docs)
+    assert check_store_hit1(evaluate_embeddings(moved, data.query_set("test"))["hit@1"])
+    before = check_store_hit1(evaluate_embeddings(docs, data.query_set("test"))["hit@1"])
+    assert not before and "before NUDGE" in repr(before)
+    later = load_tessera(week=2)
+    state = NudgeState("M").add_pairs(train=data.id_pairs("train"), val=data.id_pairs("val"))
+    state.fit_gamma(docs, data.doc_ids)
+    state.fit_gamma(later.doc_embeddings, later.doc_ids)
+    for week in weekly_batches(later, n_weeks=3, seed=0):
+        state.add_pairs(train=later.id_pairs(week["train"]), val=later.id_pairs(week["val"]))
+        state.fit_gamma(later.doc_embeddings, later.doc_ids)
+    n = state.to_nudge(later.doc_embeddings, later.doc_ids).moved_.size
+    assert check_moved_after_weeks(n) and not check_moved_after_weeks(n - 1)

@@ -15,7 +15,7 @@ from conftest import REPO
 from nudge._notebooks import notebook_paths, problems
 
 NOTEBOOKS = notebook_paths()
-EXPECTED = {"00", "01", "02", "03", "04", "05", "08"}
+EXPECTED = {"00", "01", "02", "03", "04", "05", "06", "07", "08"}
 
 
 def test_the_series_is_complete():
