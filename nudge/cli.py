@@ -2,30 +2,64 @@
 
 ::
 
-    nudge fit DATA --out RUN        # split, embed, fit NUDGE, write the artefacts to RUN/
-    nudge evaluate RUN              # hold-out test before and after, fixed and broken questions
+    nudge fit DATA --out RUN                        # split, embed, fit NUDGE, write the artefacts to RUN/
+    nudge evaluate RUN                              # hold-out test before and after, fixed and broken questions
+    nudge load RUN --store STORE --collection C     # a dot-product collection holding the run's original vectors
+    nudge apply RUN --store STORE --collection C    # write the moved vectors by id (--dry-run: only report)
+    nudge rollback RUN --store STORE --collection C # put the original vectors back
+    nudge update RUN NEW_PAIRS                      # new labelled pairs: re-pick gamma, rewrite the artefacts
 
-``DATA`` is any dataset the kit reads: a LlamaIndex JSON file, a BEIR folder, or a CSV/JSONL of
-(query, document) pairs. Bad arguments and files give a one-line error, not a traceback.
+DATA and NEW_PAIRS are any dataset the kit reads: a LlamaIndex JSON file, a BEIR folder, or a
+CSV/JSONL of (query, document) pairs. STORE is qdrant:FOLDER (embedded Qdrant), qdrant+http://HOST:PORT
+(a Qdrant server), milvus:FILE.db (Milvus Lite) or milvus+http://HOST:PORT (a Milvus server); the
+stores need the optional extra: pip install -e ".[stores]".
+
+A run folder holds run.json (data, embedder, split, updates), nudge_model.npz, documents.npz (the
+ORIGINAL document vectors and ids), nudged_documents.npz, queries.npz, and later state.npz (the
+NudgeState of `nudge update`), added_documents.json (texts of documents updates appended) and
+store_backup.npz (the originals `nudge apply` replaced). Bad arguments and files give a one-line
+error, not a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import logging
+import os
+import shlex
+import shutil
 import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from . import __version__
 from ._io import atomic_write, load_embeddings, save_embeddings
-from .datasets import load_dataset
+from .datasets import JSONL_SUFFIXES, PAIR_TABLE_SUFFIXES, RetrievalDataset, load_dataset
 from .estimator import Nudge
 from .evaluation import compare, evaluate_embeddings, format_table
 from .pairs import QuerySet, split_queries
 
 RUN_FILE = "run.json"
+MODEL_FILE = "nudge_model.npz"
+DOCS_FILE = "documents.npz"
+NUDGED_FILE = "nudged_documents.npz"
+QUERIES_FILE = "queries.npz"
+STATE_FILE = "state.npz"
+BACKUP_FILE = "store_backup.npz"
+ADDED_FILE = "added_documents.json"  # texts of the documents `nudge update` appended (id -> text)
+EMBEDDERS = ("tessera", "local", "openai")
+STORE_FORMS = "qdrant:FOLDER, qdrant+http://HOST:PORT, milvus:FILE.db or milvus+http://HOST:PORT"
+_CLIENT_MODULES = {"qdrant_client", "pymilvus", "milvus_lite", "httpx", "httpcore", "grpc"}
 
 
+# ---------------------------------------------------------------------------------- shared helpers
 def _embedder(name: str, cache_dir: str | None):
     if name == "tessera":
         from .bundled import tessera_embedder
@@ -43,12 +77,62 @@ def _embedder(name: str, cache_dir: str | None):
 
 
 def _write_json(path: Path, obj: object) -> None:
-    atomic_write(path, lambda fh: fh.write((json.dumps(obj, indent=2) + "\n").encode("utf-8")))
+    atomic_write(path, lambda fh: fh.write((json.dumps(obj, indent=2, ensure_ascii=False) + "\n").encode("utf-8")))
 
 
-def cmd_fit(args: argparse.Namespace) -> None:
-    dataset, report = load_dataset(args.data)
+def _read_run(path: str) -> tuple[Path, dict]:
+    """The run folder and its run.json; ``ValueError`` when it is not one."""
+    run_dir = Path(path)
+    if not run_dir.is_dir():
+        raise ValueError(f"run folder {path!r} does not exist; create one with `nudge fit DATA --out {path}`")
+    if not (run_dir / RUN_FILE).is_file():
+        raise ValueError(f"{run_dir} is not a run folder (no {RUN_FILE}); create one with `nudge fit`")
+    try:
+        run = json.loads((run_dir / RUN_FILE).read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise ValueError(f"{run_dir / RUN_FILE} is not valid JSON: {exc}") from None
+    if not isinstance(run, dict) or not {"data", "embedder", "split"} <= run.keys():
+        raise ValueError(f"{run_dir / RUN_FILE} is not a run description written by `nudge fit`")
+    return run_dir, run
+
+
+def _run_file(run_dir: Path, name: str) -> Path:
+    path = run_dir / name
+    if not path.is_file():
+        raise ValueError(f"run folder {str(run_dir)!r} has no {name}: write the run again with `nudge fit`")
+    return path
+
+
+def _run_model(run_dir: Path) -> tuple[np.ndarray, list[str], Nudge]:
+    """The run's original document vectors, their ids, and its model (checked against them)."""
+    docs, doc_ids = load_embeddings(_run_file(run_dir, DOCS_FILE))
+    return docs, doc_ids, Nudge.load(_run_file(run_dir, MODEL_FILE), embeddings=docs)
+
+
+def _load_checked(path: str | os.PathLike) -> RetrievalDataset:
+    dataset, report = load_dataset(path)
     report.raise_if_errors()
+    return dataset
+
+
+def _write_together(folder: Path, writers: dict[str, Callable[[Path], object]]) -> None:
+    """Write every file to a staging folder first, then move them all into ``folder``.
+
+    Nothing in ``folder`` changes until every file is complete; each move is an atomic rename.
+    """
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=folder))
+    try:
+        for name, write in writers.items():
+            write(staging / name)
+        for name in writers:
+            os.replace(staging / name, folder / name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------------- fit / evaluate
+def cmd_fit(args: argparse.Namespace) -> None:
+    dataset = _load_checked(args.data)
     qids = dataset.answered_query_ids
     split = split_queries(len(qids), val_fraction=args.val_fraction, test_fraction=args.test_fraction, seed=args.seed)
     parts = {name: [qids[i] for i in getattr(split, name)] for name in ("train", "val", "test")}
@@ -65,13 +149,24 @@ def cmd_fit(args: argparse.Namespace) -> None:
     model = Nudge(args.method, k=args.k).fit(docs, query_set(parts["train"]), query_set(parts["val"]))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    model.save(out / "nudge_model.npz")
-    save_embeddings(out / "documents.npz", docs, doc_ids)
-    save_embeddings(out / "nudged_documents.npz", model.transform(docs), doc_ids)
-    save_embeddings(out / "queries.npz", queries, qids)
+    model.save(out / MODEL_FILE)
+    save_embeddings(out / DOCS_FILE, docs, doc_ids)
+    save_embeddings(out / NUDGED_FILE, model.transform(docs), doc_ids)
+    save_embeddings(out / QUERIES_FILE, queries, qids)
+    for stale in (STATE_FILE, ADDED_FILE):  # derived from an earlier fit into this folder
+        (out / stale).unlink(missing_ok=True)
     _write_json(
         out / RUN_FILE,
-        {"data": str(Path(args.data).resolve()), "embedder": embedder.model_name, "split": parts, "nudge": __version__},
+        {
+            "data": str(Path(args.data).resolve()),
+            "embedder": embedder.model_name,
+            "embedder_option": args.embedder,
+            "cache_dir": None if args.cache_dir is None else str(Path(args.cache_dir).resolve()),
+            "seed": args.seed,
+            "split": parts,
+            "updates": [],
+            "nudge": __version__,
+        },
     )
     print(
         f"NUDGE-{model.method_}: gamma = {model.gamma_:.4g}, validation score {model.val_score_:.3f}, "
@@ -80,14 +175,10 @@ def cmd_fit(args: argparse.Namespace) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    run_dir = Path(args.run)
-    if not (run_dir / RUN_FILE).is_file():
-        raise ValueError(f"{run_dir} is not a run folder (no {RUN_FILE}); create one with `nudge fit`")
-    run = json.loads((run_dir / RUN_FILE).read_text())
+    run_dir, run = _read_run(args.run)
     dataset, _ = load_dataset(run["data"])
-    docs, doc_ids = load_embeddings(run_dir / "documents.npz")
-    model = Nudge.load(run_dir / "nudge_model.npz", embeddings=docs)
-    queries, qids = load_embeddings(run_dir / "queries.npz")
+    docs, doc_ids, model = _run_model(run_dir)
+    queries, qids = load_embeddings(_run_file(run_dir, QUERIES_FILE))
     row = {q: i for i, q in enumerate(qids)}
     test_ids = run["split"]["test"]
     test = QuerySet(queries[[row[q] for q in test_ids]], dataset.answers(test_ids, doc_ids))
@@ -108,6 +199,428 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
             print(f"  {label}: rank {before['ranks'][i]} -> {after['ranks'][i]}  {dataset.queries[test_ids[i]]}")
 
 
+# ---------------------------------------------------------------------------------- vector stores
+@dataclass(frozen=True)
+class StoreSpec:
+    """A parsed ``--store``: ``kind`` is "qdrant" or "milvus"; exactly one of ``path`` and ``url`` is set."""
+
+    kind: str
+    path: Path | None
+    url: str | None
+    text: str
+
+
+def parse_store(spec: str) -> StoreSpec:
+    """Parse ``--store`` (see ``STORE_FORMS``); ``ValueError`` naming ``--store`` otherwise."""
+    for kind in ("qdrant", "milvus"):
+        if spec.startswith(f"{kind}+"):
+            url = spec[len(kind) + 1 :]
+            scheme, sep, host = url.partition("://")
+            if scheme not in ("http", "https") or not sep or not host.strip("/"):
+                raise ValueError(f"--store {spec!r}: a {kind} server is given as {kind}+http://HOST:PORT")
+            return StoreSpec(kind, None, url, spec)
+        if spec.startswith(f"{kind}:"):
+            path = spec[len(kind) + 1 :]
+            what = "FOLDER" if kind == "qdrant" else "FILE.db"
+            if not path:
+                raise ValueError(f"--store {spec!r} names no local {what}: use {kind}:{what}")
+            if kind == "milvus" and not path.endswith(".db"):
+                raise ValueError(f"--store {spec!r}: Milvus Lite needs a file ending in .db, e.g. milvus:store.db")
+            return StoreSpec(kind, Path(path), None, spec)
+    raise ValueError(f"--store must be {STORE_FORMS}; got {spec!r}")
+
+
+def _check_collection(name: str) -> str:
+    if not name.strip():
+        raise ValueError("--collection must name a collection, got an empty string")
+    return name
+
+
+def _client_error(spec: StoreSpec, exc: BaseException) -> ValueError:
+    text = getattr(exc, "message", None) or str(exc)  # pymilvus keeps the server's words in .message
+    message = (str(text).strip().splitlines() or [""])[0] or type(exc).__name__
+    return ValueError(f"--store {spec.text}: {type(exc).__name__}: {message}")
+
+
+def _from_client_library(exc: BaseException) -> bool:
+    return type(exc).__module__.split(".")[0] in _CLIENT_MODULES
+
+
+def _connect(spec: StoreSpec):
+    if spec.kind == "qdrant":
+        from .stores import _import_qdrant
+
+        qdrant_client, _ = _import_qdrant()
+        kwargs = {"path": str(spec.path)} if spec.path is not None else {"url": spec.url}
+        return qdrant_client.QdrantClient(**kwargs)
+    from .stores import _import_pymilvus
+
+    pymilvus = _import_pymilvus()
+    return pymilvus.MilvusClient(str(spec.path) if spec.path is not None else spec.url)
+
+
+@contextmanager
+def _store_client(spec: StoreSpec, *, create: bool) -> Iterator[object]:
+    """An open Qdrant or Milvus client for ``spec`` (closed afterwards); client errors become one line."""
+    if spec.path is not None:
+        if not create and not spec.path.exists():
+            raise ValueError(
+                f"--store {spec.text}: {str(spec.path)!r} does not exist; load the run's vectors with `nudge load`"
+            )
+        if spec.kind == "qdrant" and spec.path.exists() and not spec.path.is_dir():
+            raise ValueError(f"--store {spec.text}: {str(spec.path)!r} is a file; embedded Qdrant needs a folder")
+        parent = spec.path.resolve().parent
+        if not parent.is_dir():
+            raise ValueError(f"--store {spec.text}: folder {str(parent)!r} does not exist")
+    if spec.kind == "milvus" and spec.path is not None and spec.path.is_file():
+        raise ValueError(f"--store {spec.text}: {str(spec.path)!r} is a file; Milvus Lite keeps a store in a folder")
+    loggers = [logging.getLogger(name) for name in ("pymilvus", "milvus_lite")]
+    levels = [log.level for log in loggers]
+    for log in loggers:  # they log a traceback for every failed call; we report one line
+        log.setLevel(logging.CRITICAL)
+    client = None
+    try:
+        client = _connect(spec)
+        yield client
+    except Exception as exc:
+        if _from_client_library(exc):
+            raise _client_error(spec, exc) from None
+        raise
+    finally:
+        for log, level in zip(loggers, levels, strict=True):
+            log.setLevel(level)
+        if client is not None:
+            try:
+                client.close()
+            except Exception:  # closing is best effort; the real error (if any) is already on its way
+                pass
+
+
+def _collection_exists(spec: StoreSpec, client, name: str) -> bool:
+    return client.collection_exists(name) if spec.kind == "qdrant" else client.has_collection(name)
+
+
+@contextmanager
+def _open_store(args: argparse.Namespace, spec: StoreSpec) -> Iterator[object]:
+    """The existing collection ``args.collection`` in ``spec`` as a VectorStore."""
+    name = args.collection
+    from .stores import MilvusStore, QdrantStore
+
+    with _store_client(spec, create=False) as client:
+        if not _collection_exists(spec, client, name):
+            raise ValueError(
+                f"collection {name!r} does not exist in {spec.text}: load the run's vectors with "
+                f"`nudge load {args.run} --store {spec.text} --collection {name}`"
+            )
+        if spec.kind == "milvus":
+            client.load_collection(name)  # a collection reopened from a Milvus Lite file starts released
+        cls = QdrantStore if spec.kind == "qdrant" else MilvusStore
+        yield cls(name, client=client)
+
+
+def _backup_store(path: Path) -> str | None:
+    """The store a backup file was made for (``repr`` of it), or None when there is no readable backup."""
+    from .stores import read_backup
+
+    try:
+        return read_backup(path).meta.get("store") if path.is_file() else None
+    except ValueError:
+        return None
+
+
+def _backup_path(args: argparse.Namespace, run_dir: Path) -> Path:
+    return Path(args.backup) if args.backup else run_dir / BACKUP_FILE
+
+
+def _again(args: argparse.Namespace, command: str) -> str:
+    """The command line of another store command on the same run, store and collection."""
+    backup = ["--backup", args.backup] if args.backup else []
+    return shlex.join(["nudge", command, args.run, "--store", args.store, "--collection", args.collection, *backup])
+
+
+def cmd_load(args: argparse.Namespace) -> None:
+    spec, name = parse_store(args.store), _check_collection(args.collection)  # bad arguments first
+    run_dir, _ = _read_run(args.run)
+    docs, doc_ids = load_embeddings(_run_file(run_dir, DOCS_FILE))
+    stale = _backup_path(args, run_dir)
+    stale_for = _backup_store(stale)
+    from .stores import MilvusStore, QdrantStore
+
+    with _store_client(spec, create=True) as client:
+        if _collection_exists(spec, client, name) and not args.replace:
+            raise ValueError(
+                f"collection {name!r} exists already in {spec.text}: pass --replace to drop it and load "
+                "the run's original vectors again"
+            )
+        print(
+            f"loading {len(doc_ids)} original document vectors (dimension {docs.shape[1]}) into {spec.text}, "
+            f"collection {name!r} scored by the dot product" + (" (replacing it)" if args.replace else ""),
+            flush=True,
+        )
+        cls = QdrantStore if spec.kind == "qdrant" else MilvusStore
+        store = cls.from_embeddings(name, doc_ids, docs, client=client, metric="dot", replace=args.replace)
+        count = store.count()
+        if args.replace and stale_for == repr(store):
+            stale.unlink()  # it kept originals of the dropped collection, which holds the originals again
+            print(f"removed {stale}: it kept the originals of the collection that was replaced")
+    print(f"loaded {count} vectors; next: {_again(args, 'apply')} --dry-run")
+
+
+def _show_ids(label: str, ids: list[str], limit: int = 10) -> None:
+    if ids:
+        more = f" and {len(ids) - limit} more" if len(ids) > limit else ""
+        print(f"{label}: {', '.join(ids[:limit])}{more}")
+
+
+def cmd_apply(args: argparse.Namespace) -> None:
+    spec, _ = parse_store(args.store), _check_collection(args.collection)  # bad arguments first
+    run_dir, _ = _read_run(args.run)
+    docs, doc_ids, model = _run_model(run_dir)
+    backup = _backup_path(args, run_dir)
+    if backup.is_file():
+        from .stores import read_backup
+
+        if read_backup(backup).meta.get("embeddings_sha256") != model.embeddings_sha256_:
+            raise ValueError(
+                f"backup {str(backup)!r} keeps originals of other document vectors (the run's corpus changed since, "
+                f"e.g. `nudge update` added documents): reload the collection, which also removes that backup: "
+                f"{_again(args, 'load')} --replace"
+            )
+    with _open_store(args, spec) as store:
+        from .stores import apply_nudge_to_store
+
+        what = "dry run: checking" if args.dry_run else "applying"
+        print(
+            f"{what} NUDGE-{model.method_} (gamma {model.gamma_:.4g}, {model.moved_.size} of {len(doc_ids)} "
+            f"documents move) against {spec.text}, collection {args.collection!r}",
+            flush=True,
+        )
+        report = apply_nudge_to_store(store, model, doc_ids, backup=backup, embeddings=docs, dry_run=args.dry_run)
+    print(report)
+    _show_ids("would write" if args.dry_run else "wrote", report.ids)
+    if args.dry_run:
+        print("dry run: nothing was written (neither the store nor the backup)")
+    else:
+        print(f"originals kept in {backup}; undo with: {_again(args, 'rollback')}")
+
+
+def cmd_rollback(args: argparse.Namespace) -> None:
+    spec, _ = parse_store(args.store), _check_collection(args.collection)  # bad arguments first
+    run_dir, _ = _read_run(args.run)
+    backup = _backup_path(args, run_dir)
+    if not backup.is_file():
+        raise ValueError(f"backup {str(backup)!r} does not exist: `nudge apply` writes it, and nothing was applied")
+    with _open_store(args, spec) as store:
+        from .stores import rollback_store
+
+        print(f"restoring the original vectors kept in {backup} into {spec.text}, collection {args.collection!r}")
+        report = rollback_store(store, backup)
+    print(report)
+    print(f"the backup is kept: `{_again(args, 'apply')}` applies the NUDGE again")
+
+
+# ---------------------------------------------------------------------------------- update
+def _data_sha256(path: Path) -> str:
+    """SHA-256 of a dataset file's contents, or of every file of a folder (relative names and contents)."""
+    if not path.is_dir():
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    h = hashlib.sha256()
+    for p in sorted(p for p in path.rglob("*") if p.is_file()):
+        data = p.read_bytes()
+        h.update(f"{p.relative_to(path).as_posix()}\0{len(data)}\0".encode())
+        h.update(data)
+    return h.hexdigest()
+
+
+def _corpus_texts(run_dir: Path, run: dict, base: RetrievalDataset, doc_ids: list[str]) -> dict[str, str]:
+    """Text of every document of the run (its data's corpus plus the documents updates appended)."""
+    texts = dict(base.corpus)
+    added = run_dir / ADDED_FILE
+    if added.is_file():
+        texts.update(json.loads(added.read_text(encoding="utf-8")))
+    missing = [d for d in doc_ids if d not in texts]
+    if missing:
+        raise ValueError(
+            f"the run's data {run['data']!r} no longer holds {len(missing)} of its documents, e.g. {missing[0]!r}: "
+            "it changed since `nudge fit`; fit again"
+        )
+    return {d: texts[d] for d in doc_ids}
+
+
+def _match_documents(
+    new: RetrievalDataset, texts: dict[str, str], *, by_id: bool, prefix: str
+) -> tuple[dict[str, str], dict[str, str]]:
+    """``(mapping, added)``: each document of ``new`` to a run id (same text), and the new ones (id -> text).
+
+    Pair files name documents by their text (their ids are per file); a LlamaIndex file or BEIR
+    folder names them by id too, and a known id with another text is refused (an edited passage).
+    """
+    exact = {t: d for d, t in reversed(texts.items())}
+    stripped = {t.strip(): d for d, t in reversed(texts.items())}
+    mapping: dict[str, str] = {}
+    added: dict[str, str] = {}
+    for fid, text in new.corpus.items():
+        known = exact.get(text) or stripped.get(text.strip())
+        if known is not None:
+            mapping[fid] = known
+            continue
+        if by_id and fid in texts:
+            raise ValueError(
+                f"document {fid!r} has another text than the run's document of that id: an edited passage "
+                "changes its vector, so fit again"
+            )
+        nid = fid if by_id else f"{prefix}{fid}"
+        if nid in texts or nid in added:
+            raise ValueError(f"new document id {nid!r} is already used in the run")
+        mapping[fid] = nid
+        added[nid] = text
+    return mapping, added
+
+
+def _initial_state(run: dict, run_dir: Path, base: RetrievalDataset, model: Nudge):
+    """A NudgeState holding the run's own training and validation pairs (the first update makes it)."""
+    from .streaming import NudgeState
+
+    queries, qids = load_embeddings(_run_file(run_dir, QUERIES_FILE))
+    row = {q: i for i, q in enumerate(qids)}
+
+    def pairs(ids: list[str]):
+        unknown = [q for q in ids if q not in row or q not in base.relevant]
+        if unknown:
+            raise ValueError(f"question {unknown[0]!r} of the run's split is missing from {QUERIES_FILE} or its data")
+        return queries[[row[q] for q in ids]], [list(base.relevant[q]) for q in ids]
+
+    state = NudgeState(model.method_, k=model.k_, grid=model.grid)
+    return state.add_pairs(train=pairs(run["split"]["train"]), val=pairs(run["split"]["val"]))
+
+
+def _fmt(score: float | None) -> str:
+    return "n/a" if score is None else f"{score:.3f}"
+
+
+def cmd_update(args: argparse.Namespace) -> None:
+    from .streaming import NudgeState
+
+    run_dir, run = _read_run(args.run)
+    new_path = Path(args.new_pairs)
+    new = _load_checked(new_path)
+    digest = _data_sha256(new_path)
+    updates = run.get("updates", [])
+    for i, done in enumerate(updates, start=1):
+        if done.get("sha256") == digest:
+            raise ValueError(f"{new_path} was already added to this run (update {i}): its pairs would count twice")
+    qids = new.answered_query_ids
+    if len(qids) < 2:
+        raise ValueError(f"{new_path} has {len(qids)} labelled question(s); at least 2 are needed (train and val)")
+    split = split_queries(len(qids), val_fraction=args.val_fraction, test_fraction=0.0, seed=args.seed)
+    train_q, val_q = [qids[i] for i in split.train], [qids[i] for i in split.val]
+
+    docs, doc_ids, old = _run_model(run_dir)
+    base = _load_checked(run["data"])
+    texts = _corpus_texts(run_dir, run, base, doc_ids)
+    by_id = not (new_path.is_file() and new_path.suffix.lower() in (*PAIR_TABLE_SUFFIXES, *JSONL_SUFFIXES))
+    mapping, added = _match_documents(new, texts, by_id=by_id, prefix=f"update{len(updates) + 1}-")
+    n_pairs = sum(len(new.relevant[q]) for q in qids)
+    print(
+        f"{new_path.name}: {len(qids)} new labelled questions ({len(train_q)} train, {len(val_q)} validation), "
+        f"{n_pairs} pairs; {len(added)} new documents",
+        flush=True,
+    )
+
+    option = args.embedder or run.get("embedder_option")
+    if option is None:
+        raise ValueError(f"{RUN_FILE} does not say which --embedder made the run: pass --embedder")
+    embedder = _embedder(option, args.cache_dir or run.get("cache_dir"))
+    if embedder.model_name != run["embedder"]:
+        raise ValueError(
+            f"--embedder {option} embeds with {embedder.model_name!r} but the run was embedded with "
+            f"{run['embedder']!r}: vectors of different models cannot be mixed"
+        )
+    if added:
+        print(f"embedding {len(added)} new documents with {embedder.model_name}", flush=True)
+        vectors = np.asarray(embedder.embed_documents(list(added.values())))
+        if vectors.shape[1:] != docs.shape[1:]:
+            raise ValueError(
+                f"the embedder makes vectors of dimension {vectors.shape[1]}, the run's have {docs.shape[1]}"
+            )
+        docs = np.concatenate([docs, vectors.astype(docs.dtype, copy=False)])
+        doc_ids = doc_ids + list(added)
+    print(f"embedding {len(qids)} new questions with {embedder.model_name}", flush=True)
+    queries = np.asarray(embedder.embed_queries([new.queries[q] for q in qids])).astype(docs.dtype, copy=False)
+    row = {q: i for i, q in enumerate(qids)}
+
+    def pairs(ids: list[str]):
+        return queries[[row[q] for q in ids]], [[mapping[d] for d in new.relevant[q]] for q in ids]
+
+    state_path = run_dir / STATE_FILE
+    if state_path.is_file():
+        state = NudgeState.load(state_path)
+    else:
+        state = _initial_state(run, run_dir, base, old)
+        print(
+            f"started the run's NudgeState ({STATE_FILE}) from its {len(run['split']['train'])} training and "
+            f"{len(run['split']['val'])} validation questions",
+            flush=True,
+        )
+    n_val_before = state.n_val_queries
+    state.add_pairs(train=pairs(train_q), val=pairs(val_q))
+    print(f"re-picking gamma on {state.n_val_queries} validation questions", flush=True)
+    state.fit_gamma(docs, doc_ids)
+    model = state.to_nudge(docs, doc_ids)
+    nudged = model.transform(docs)
+
+    run = {
+        **run,
+        "updates": [
+            *updates,
+            {
+                "data": str(new_path.resolve()),
+                "sha256": digest,
+                "seed": args.seed,
+                "val_fraction": args.val_fraction,
+                "train": train_q,
+                "val": val_q,
+                "added_documents": list(added),
+                "gamma": state.gamma_,
+                "val_score": state.val_score_,
+            },
+        ],
+    }
+    writers: dict[str, Callable[[Path], object]] = {}
+    if added:
+        all_added = {d: texts[d] for d in texts if d not in base.corpus} | added
+        writers[DOCS_FILE] = lambda p: save_embeddings(p, docs, doc_ids)
+        writers[ADDED_FILE] = lambda p: _write_json(p, all_added)
+    writers[MODEL_FILE] = model.save
+    writers[NUDGED_FILE] = lambda p: save_embeddings(p, nudged, doc_ids)
+    writers[STATE_FILE] = state.save
+    writers[RUN_FILE] = lambda p: _write_json(p, run)  # last: it records the update as done
+    _write_together(run_dir, writers)
+    print(
+        f"gamma {old.gamma_:.4g} -> {state.gamma_:.4g}; validation score {_fmt(old.val_score_)} on "
+        f"{n_val_before} questions -> {_fmt(state.val_score_)} on {state.n_val_queries} questions"
+    )
+    print(
+        f"NUDGE-{model.method_}: {model.moved_.size} of {len(doc_ids)} documents moved; rewrote "
+        f"{', '.join(writers)} in {run_dir}"
+        + ("; load the new documents into stores (nudge load --replace)" if added else "")
+    )
+
+
+# ---------------------------------------------------------------------------------- parser
+def _store_arguments(parser: argparse.ArgumentParser, *, backup_help: str = "") -> None:
+    parser.add_argument("run", help="run folder written by `nudge fit`")
+    parser.add_argument(
+        "--store",
+        required=True,
+        help="qdrant:FOLDER (embedded Qdrant on a local folder), qdrant+http://HOST:PORT (a Qdrant server), "
+        "milvus:FILE.db (Milvus Lite) or milvus+http://HOST:PORT (a Milvus server)",
+    )
+    parser.add_argument("--collection", required=True, help="collection name")
+    backup_help = backup_help or "file keeping the original vectors of the replaced ids"
+    parser.add_argument("--backup", help=f"{backup_help} (default RUN/{BACKUP_FILE})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nudge", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -115,7 +628,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"nudge {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    fit = sub.add_parser("fit", help="split, embed and fit NUDGE; write the artefacts to a run folder")
+    fit = sub.add_parser(
+        "fit",
+        help="split, embed and fit NUDGE; write the artefacts to a run folder",
+        description="Split the labelled questions of DATA by question (hold-out test, then train/validation), "
+        "embed the corpus and the questions, fit NUDGE (gamma chosen on validation) and write the run folder.",
+    )
     fit.add_argument("data", help="LlamaIndex JSON, BEIR folder, or CSV/JSONL of (query, document) pairs")
     fit.add_argument("--out", required=True, help="run folder to write (created if missing)")
     fit.add_argument("--method", default="N", choices=["M", "N"], help="NUDGE-M or NUDGE-N (default N)")
@@ -129,11 +647,66 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--test-fraction", type=float, default=0.2, help="share of questions held out for testing (0.2)")
     fit.set_defaults(func=cmd_fit)
 
-    ev = sub.add_parser("evaluate", help="hold-out test of a run: before and after, fixed and broken questions")
+    ev = sub.add_parser(
+        "evaluate",
+        help="hold-out test of a run: before and after, fixed and broken questions",
+        description="Score the run's hold-out test questions on the original and on the nudged document vectors.",
+    )
     ev.add_argument("run", help="run folder written by `nudge fit`")
     ev.add_argument("--k", type=int, default=10, help="cut-off of MRR, nDCG and recall (default 10)")
     ev.add_argument("--show", type=int, default=5, help="fixed and broken questions to list (default 5)")
     ev.set_defaults(func=cmd_evaluate)
+
+    load = sub.add_parser(
+        "load",
+        help="create a dot-product collection holding the run's original document vectors",
+        description="Create a collection scored by the inner product (Qdrant DOT, Milvus IP) and load the run's "
+        f"ORIGINAL document vectors ({DOCS_FILE}) under their document ids, so `nudge apply` can be tried end "
+        "to end. Stands in for the store a real system already has.",
+    )
+    _store_arguments(load, backup_help="backup of an earlier `nudge apply` to this collection: --replace removes it")
+    load.add_argument("--replace", action="store_true", help="drop an existing collection of that name first")
+    load.set_defaults(func=cmd_load)
+
+    ap = sub.add_parser(
+        "apply",
+        help="write the run's moved vectors into a store, by id (--dry-run: only report)",
+        description="Write the vectors NUDGE moves into an existing collection, by document id; nothing else is "
+        "touched. The originals are read from the store (checked against the run's documents) and kept in the "
+        "backup file before anything is written, so `nudge rollback` restores them exactly. Applying again "
+        "changes nothing; applying after `nudge update` moves the new set and restores the rest.",
+    )
+    _store_arguments(ap)
+    ap.add_argument("--dry-run", action="store_true", help="report what would be written; write nothing")
+    ap.set_defaults(func=cmd_apply)
+
+    rb = sub.add_parser(
+        "rollback",
+        help="put the original vectors kept in the backup back into the store",
+        description="Restore the original vectors that `nudge apply` kept in the backup file (exactly). The "
+        "backup is kept.",
+    )
+    _store_arguments(rb)
+    rb.set_defaults(func=cmd_rollback)
+
+    up = sub.add_parser(
+        "update",
+        help="add new labelled pairs: re-pick gamma, rewrite the run's model and nudged vectors",
+        description="Add next week's labelled pairs to a run. The run keeps a NudgeState (RUN/state.npz, started "
+        "from the run's own training and validation pairs); the new questions are split into training and "
+        "validation by question (seeded), gamma is re-picked on the grown validation set, and the nudge is "
+        "re-applied to the ORIGINAL document vectors. Documents of NEW_PAIRS that are in the run's corpus "
+        "(same text) keep their ids; others are embedded with the run's embedder and appended. The model, "
+        f"{NUDGED_FILE} (and {DOCS_FILE} when documents were added) are rewritten together. The hold-out "
+        "test questions are unchanged.",
+    )
+    up.add_argument("run", help="run folder written by `nudge fit`")
+    up.add_argument("new_pairs", metavar="NEW_PAIRS", help="LlamaIndex JSON, BEIR folder, or CSV/JSONL of pairs")
+    up.add_argument("--val-fraction", type=float, default=0.2, help="share of the new questions for gamma (0.2)")
+    up.add_argument("--seed", type=int, default=0, help="seed of the new questions' split (default 0)")
+    up.add_argument("--embedder", choices=EMBEDDERS, help="override the run's embedder (same model only)")
+    up.add_argument("--cache-dir", help="embedding cache folder for --embedder openai (default the run's)")
+    up.set_defaults(func=cmd_update)
     return parser
 
 
@@ -142,10 +715,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         args.func(args)
-    except (ValueError, ImportError, OSError, KeyError) as exc:
+    except (ValueError, ImportError, OSError, KeyError, RuntimeError) as exc:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         print(f"nudge {args.command}: error: {message}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"nudge {args.command}: interrupted", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -602,6 +602,8 @@ class MilvusStore:
         self.batch_size = check_positive_int(batch_size, "batch_size")
         self._where = f"Milvus collection {collection!r}"
         self._read_schema(vector_field)
+        # A collection reopened in a new process starts unloaded; searches and gets need it loaded.
+        self.client.load_collection(collection)
 
     @classmethod
     def create(
