@@ -33,6 +33,7 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/bench_fit.py
 	$(PY) benchmarks/bench_widget.py
+	$(PY) benchmarks/bench_remote.py
 
 # Re-run every notebook in place (after changing the library or the data), then check them.
 notebooks: $(STAMP)

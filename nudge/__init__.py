@@ -13,6 +13,7 @@ phase              where
 5 apply            :mod:`nudge.apply`
 6 vector store     :mod:`nudge.stores` (Qdrant, Milvus; apply only moved rows, rollback)
 weekly updates     :class:`nudge.NudgeState` (:mod:`nudge.streaming`)
+past one machine   :func:`nudge.remote.fit_from_store` (fit without loading the corpus)
 evaluation         :mod:`nudge.retrieval`, :mod:`nudge.metrics`
 all at once        :class:`nudge.Nudge` (scikit-learn style), ``NUDGEM``/``NUDGEN`` (drop-in)
 =================  ==========================================================

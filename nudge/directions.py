@@ -141,3 +141,20 @@ def nudge_n_rows(e: np.ndarray, directions: np.ndarray, gamma: float) -> np.ndar
     inside = cos_angle >= 1.0 - gamma / 2.0
     out[inside] = directions[inside]
     return out.astype(e.dtype, copy=False)
+
+
+def moved_rows(
+    method: str, gamma: float, support: np.ndarray, directions: np.ndarray, e_support: np.ndarray
+) -> np.ndarray:
+    """The entries of ``support`` whose vectors change at ``gamma``.
+
+    NUDGE-M moves every support document (``gamma > 0``); NUDGE-N leaves those whose query sum
+    points away from them (see :func:`nudge_n_coefficients`).
+    """
+    if gamma == 0 or support.size == 0:
+        return np.empty(0, dtype=np.int64)
+    if method == "M":
+        return support.copy()
+    cos_angle, _ = nudge_n_geometry(e_support, directions)
+    _, b = nudge_n_coefficients(cos_angle, gamma)
+    return support[b > 0]

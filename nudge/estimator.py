@@ -21,15 +21,8 @@ from ._corpus import DEFAULT_CHUNK_SIZE, corpus_pass, fingerprint, normalise_blo
 from ._io import atomic_write
 from ._validation import check_gamma, check_matrix, check_positive_int
 from .apply import check_method, move_rows
-from .directions import _query_sums, nudge_n_coefficients, nudge_n_geometry, unit_rows
-from .gamma import (
-    REFERENCE_GRID,
-    best_gamma_m,
-    best_gamma_n,
-    curve_m,
-    prepare_validation,
-    query_intervals,
-)
+from .directions import _query_sums, moved_rows, unit_rows
+from .gamma import REFERENCE_GRID, choose_gamma, prepare_validation
 from .pairs import as_query_set, validate_query_set
 
 __all__ = ["NotFittedError", "Nudge"]
@@ -200,14 +193,7 @@ class Nudge:
                 e, support, directions, vq, vflat, voff,
                 k=k, chunk_size=chunk_size, val_batch_size=val_batch_size, out=out, want_hash=True,
             )  # fmt: skip
-            if method == "M":
-                intervals = query_intervals(ctx, k)
-                gamma, score, region = best_gamma_m(ctx, k, self.gamma_choice, intervals=intervals)
-                grid_m = np.unique(np.append(np.linspace(0.0, max(0.5, 2 * gamma), 201), gamma))
-                curve = {"gamma": grid_m, "score": curve_m(ctx, grid_m, k, intervals=intervals)}
-            else:
-                gamma, score, scores = best_gamma_n(ctx, grid, k)
-                curve = {"gamma": np.asarray(grid, dtype=np.float64), "score": scores}
+            gamma, score, curve, region = choose_gamma(ctx, method, k, grid, self.gamma_choice)
             e_support = ctx.special_rows[ctx.support_pos]
         else:
             _, digest = corpus_pass(e, e[:0], np.empty(0, np.int64), 1, chunk_size=chunk_size, out=out, want_hash=True)
@@ -226,17 +212,8 @@ class Nudge:
         self.n_documents_, self.n_features_in_ = n, d
         self.dtype_ = e.dtype
         self.embeddings_sha256_ = digest
-        self.moved_ = self._moved(e_support)
+        self.moved_ = moved_rows(method, self.gamma_, support, directions, e_support)
         return self
-
-    def _moved(self, e_support: np.ndarray) -> np.ndarray:
-        if self.gamma_ == 0 or self.support_.size == 0:
-            return np.empty(0, dtype=np.int64)
-        if self.method_ == "M":
-            return self.support_.copy()
-        cos_angle, _ = nudge_n_geometry(e_support, self.directions_)
-        _, b = nudge_n_coefficients(cos_angle, self.gamma_)
-        return self.support_[b > 0]
 
     # ------------------------------------------------------------------ applying
     def _check_fitted(self) -> None:

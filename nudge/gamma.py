@@ -34,6 +34,7 @@ __all__ = [
     "ValidationContext",
     "best_gamma_m",
     "best_gamma_n",
+    "choose_gamma",
     "curve_m",
     "curve_n",
     "pair_intervals",
@@ -516,6 +517,21 @@ def curve_m(ctx: ValidationContext, gammas: np.ndarray, k: int = 1, *, intervals
     started = c_lo[np.searchsorted(lo[o_lo], gammas, "right")]
     ended = c_hi[np.searchsorted(hi[o_hi], gammas, "left")]
     return (started - ended) / (scale * ctx.n_queries)
+
+
+def choose_gamma(ctx: ValidationContext, method: str, k: int, grid=REFERENCE_GRID, choice: str = "middle"):
+    """Gamma for ``method`` on ``ctx``: ``(gamma, score, curve, best region or None)``.
+
+    NUDGE-M: exact, ``choice`` inside the best region, the curve on 201 points up to
+    ``max(0.5, 2 gamma)``; NUDGE-N: the first best value of ``grid``, the curve on the grid.
+    """
+    if method == "M":
+        intervals = query_intervals(ctx, k)
+        gamma, score, region = best_gamma_m(ctx, k, choice, intervals=intervals)
+        grid_m = np.unique(np.append(np.linspace(0.0, max(0.5, 2 * gamma), 201), gamma))
+        return gamma, score, {"gamma": grid_m, "score": curve_m(ctx, grid_m, k, intervals=intervals)}, region
+    gamma, score, scores = best_gamma_n(ctx, grid, k)
+    return gamma, score, {"gamma": np.asarray(grid, dtype=np.float64), "score": scores}, None
 
 
 # --------------------------------------------------------------------------------------------
