@@ -44,7 +44,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
@@ -52,11 +51,10 @@ from pathlib import Path
 import numpy as np
 
 from ._corpus import merge_top, normalise_block
-from ._validation import check_matrix, check_positive_int
+from ._validation import check_positive_int
 from .directions import _query_sums, moved_rows, unit_rows
 from .estimator import Nudge
 from .gamma import ValidationContext, choose_gamma
-from .pairs import as_query_set
 from .stores import (
     _UNIT_TOLERANCE,
     StoreReport,
@@ -65,7 +63,7 @@ from .stores import (
     check_store_metric,
     read_backup,
 )
-from .streaming import _check_ids
+from .streaming import _parse_pairs
 
 __all__ = ["StoreFit", "apply_to_store", "context_from_rows", "fit_from_store", "store_fingerprint"]
 
@@ -308,21 +306,7 @@ def context_from_rows(
 # ---------------------------------------------------------------------------------- inputs
 def _id_pairs(value: object, name: str, dim: int) -> tuple[np.ndarray, list[list[str]]]:
     """Check labelled queries: float32 embeddings (n, dim) and one non-empty list of document ids each."""
-    qs = as_query_set(value, name)
-    q = check_matrix(qs.embeddings, f"{name} embeddings", dim=dim, dtype=_DTYPE, reference="the store's vectors")
-    answers = qs.answers
-    if isinstance(answers, (str, bytes)) or not isinstance(answers, (Sequence, np.ndarray)):
-        raise ValueError(f"{name} answers must be a list with one list of document ids per query")
-    if len(answers) != q.shape[0]:
-        raise ValueError(f"{name} answers has {len(answers)} answer lists but there are {q.shape[0]} queries")
-    rows = []
-    for i, row in enumerate(answers):
-        if isinstance(row, str) or not isinstance(row, (Sequence, np.ndarray)):
-            raise ValueError(f"{name} answers[{i}] must be a list of document ids (str), got {row!r}")
-        if len(row) == 0:
-            raise ValueError(f"{name} answers[{i}] is empty: every query needs at least one relevant document")
-        rows.append(_check_ids(row, f"{name} answers[{i}]"))
-    return q, rows
+    return _parse_pairs(value, name, dim, _DTYPE, reference="the store's vectors")
 
 
 def _csr(answers: list[list[str]], position: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:

@@ -564,10 +564,15 @@ def _check_ids(values: object, name: str) -> list[str]:
     return ids
 
 
-def _parse_pairs(value: object, name: str, dim: int | None, dtype) -> tuple[np.ndarray, list[list[str]]]:
-    """Check labelled pairs: ``(queries (n, d), answers: n lists of document ids)``."""
+def _parse_pairs(
+    value: object, name: str, dim: int | None, dtype, reference: str = "the state's queries"
+) -> tuple[np.ndarray, list[list[str]]]:
+    """Check labelled pairs: ``(queries (n, d), answers: n lists of document ids)``.
+
+    ``reference`` names what ``dim`` and ``dtype`` come from, for error messages.
+    """
     qs = as_query_set(value, name)
-    q = check_matrix(qs.embeddings, f"{name} embeddings", dim=dim, dtype=dtype, reference="the state's queries")
+    q = check_matrix(qs.embeddings, f"{name} embeddings", dim=dim, dtype=dtype, reference=reference)
     answers = qs.answers
     if isinstance(answers, (str, bytes)) or not isinstance(answers, (Sequence, np.ndarray)):
         raise ValueError(f"{name} answers must be a list with one list of document ids per query")
