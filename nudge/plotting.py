@@ -32,7 +32,7 @@ def pca_2d(*arrays: np.ndarray) -> list[np.ndarray]:
     return [(np.asarray(a, dtype=np.float64) - mean) @ basis.T for a in arrays]
 
 
-def plot_movement(before, after, queries=None, query_doc=None, labels=None, ax=None, title=None):
+def plot_movement(before, after, queries=None, query_doc=None, labels=None, ax=None, title=None, legend="best"):
     """Documents before (hollow) and after (filled) NUDGE, with arrows, and their queries.
 
     Parameters
@@ -45,6 +45,8 @@ def plot_movement(before, after, queries=None, query_doc=None, labels=None, ax=N
         For each query, the row in ``before`` it belongs to (same colour).
     labels : sequence of str, optional
         A short label per document.
+    legend : str
+        Where the legend goes (a matplotlib ``loc``).
     """
     ax = _ax(ax)
     colours = [f"C{i % 10}" for i in range(len(before))]
@@ -58,11 +60,12 @@ def plot_movement(before, after, queries=None, query_doc=None, labels=None, ax=N
             ax.annotate("", xy=(x1, y1), xytext=(x0, y0), arrowprops={"arrowstyle": "->", "color": c})
     if labels is not None:
         for (x, y), text in zip(before, labels, strict=True):
-            ax.annotate(text, (x, y), textcoords="offset points", xytext=(6, 6), fontsize=8)
+            ax.annotate(text, (x, y), textcoords="offset points", xytext=(0, -14), fontsize=8, ha="center")
     ax.set_aspect("equal", adjustable="datalim")
+    ax.margins(0.15)
     if title:
         ax.set_title(title)
-    ax.legend(loc="best", fontsize="small")
+    ax.legend(loc=legend, fontsize="small")
     return ax
 
 
