@@ -74,3 +74,42 @@ def load_embeddings(path: str | os.PathLike):
         raise ValueError(f"path {str(path)!r} does not exist")
     with np.load(path, allow_pickle=False) as z:
         return z["vectors"], z["ids"].tolist()
+
+
+def save_artifact(path: str | os.PathLike, meta: dict, arrays: dict) -> Path:
+    """Write an ``.npz`` artefact atomically: named arrays plus a JSON ``meta`` entry (no pickle)."""
+    import io
+    import json
+
+    import numpy as np
+
+    def write(fh) -> None:  # runs after atomic_write has checked the folder
+        buf = io.BytesIO()
+        np.savez(buf, meta=np.array(json.dumps(meta)), **arrays)
+        fh.write(buf.getvalue())
+
+    return atomic_write(path, write)
+
+
+def load_artifact(path: str | os.PathLike, fmt: str, *, name: str = "path", kind: str = "a NUDGE artefact"):
+    """Read an artefact written by :func:`save_artifact` whose ``meta["format"]`` is ``fmt``.
+
+    Returns ``(meta, arrays)``. Raises ``ValueError`` naming ``name`` and ``path`` when the file is
+    missing, unreadable or of another format.
+    """
+    import json
+
+    import numpy as np
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{name} {str(path)!r} does not exist")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"]))
+            arrays = {key: z[key] for key in z.files if key != "meta"}
+    except (OSError, ValueError, KeyError) as exc:
+        raise ValueError(f"{name} {str(path)!r} is not {kind}: {exc}") from None
+    if meta.get("format") != fmt:
+        raise ValueError(f"{name} {str(path)!r} is not {kind} (format {meta.get('format')!r}, expected {fmt!r})")
+    return meta, arrays

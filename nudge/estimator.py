@@ -8,8 +8,6 @@ by a SHA-256 fingerprint), and ``save``/``load`` keep a fitted result with its m
 
 from __future__ import annotations
 
-import io
-import json
 import logging
 import os
 from pathlib import Path
@@ -18,7 +16,7 @@ import numpy as np
 
 from . import __version__
 from ._corpus import DEFAULT_CHUNK_SIZE, corpus_pass, fingerprint, normalise_block
-from ._io import atomic_write
+from ._io import load_artifact, save_artifact
 from ._validation import check_gamma, check_matrix, check_positive_int
 from .apply import check_method, move_rows
 from .directions import _query_sums, moved_rows, unit_rows
@@ -279,13 +277,7 @@ class Nudge:
         if self.validation_curve_ is not None:
             arrays["curve_gamma"] = self.validation_curve_["gamma"]
             arrays["curve_score"] = self.validation_curve_["score"]
-
-        def write(fh):
-            buf = io.BytesIO()
-            np.savez(buf, meta=np.array(json.dumps(meta)), **arrays)
-            fh.write(buf.getvalue())
-
-        return atomic_write(path, write)
+        return save_artifact(path, meta, arrays)
 
     @classmethod
     def load(cls, path: str | os.PathLike, embeddings: np.ndarray | None = None) -> Nudge:
@@ -294,17 +286,7 @@ class Nudge:
         When ``embeddings`` are given they are checked against the stored fingerprint now, so
         a stale artefact is refused before anything is applied.
         """
-        path = Path(path)
-        if not path.is_file():
-            raise ValueError(f"path {str(path)!r} does not exist")
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                meta = json.loads(str(z["meta"]))
-                arrays = {name: z[name] for name in z.files if name != "meta"}
-        except (OSError, ValueError, KeyError) as exc:
-            raise ValueError(f"path {str(path)!r} is not a saved NUDGE result: {exc}") from None
-        if meta.get("format") != _FORMAT:
-            raise ValueError(f"path {str(path)!r} has format {meta.get('format')!r}, expected {_FORMAT!r}")
+        meta, arrays = load_artifact(path, _FORMAT, kind="a saved NUDGE result")
         params = meta["params"]
         est = cls(**params)
         est.method_ = meta["method"]

@@ -19,7 +19,6 @@ NUDGE-N's vectors are unit length, so dot, cosine and L2 all rank them alike.
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import os
@@ -34,7 +33,7 @@ import numpy as np
 
 from . import __version__
 from ._corpus import fingerprint, normalise_block
-from ._io import atomic_write
+from ._io import load_artifact, save_artifact
 from ._validation import check_matrix, check_positive_int
 from .directions import nudge_m_rows, nudge_n_rows
 from .estimator import NotFittedError
@@ -273,7 +272,35 @@ def _one_of(path, url, client) -> None:
         raise ValueError("give exactly one of path= (local files), url= / uri= (a server) or client= (an open client)")
 
 
-class QdrantStore:
+class _CreatedFromEmbeddings:
+    """``from_embeddings`` for stores with a ``create`` class method and a ``_load`` writer."""
+
+    @classmethod
+    def from_embeddings(
+        cls,
+        collection: str,
+        ids: Sequence[str],
+        vectors: np.ndarray,
+        path: str | os.PathLike | None = None,
+        *,
+        payloads: Sequence[Mapping] | None = None,
+        **kwargs,
+    ):
+        """Create a collection (see ``create``) and load ``vectors`` (n, d) under ``ids`` in batches.
+
+        ``payloads`` (one mapping per id, e.g. the passage text) are stored with the points
+        (Qdrant payloads, Milvus dynamic fields).
+        """
+        v = np.asarray(vectors)
+        if v.ndim != 2:
+            raise ValueError(f"vectors must be a 2-D array (n, d), got shape {v.shape}")
+        store = cls.create(collection, v.shape[1], path, **kwargs)
+        ids = check_ids(ids)
+        store._load(ids, check_vectors(v, len(ids), v.shape[1]), _check_payloads(payloads, len(ids)))
+        return store
+
+
+class QdrantStore(_CreatedFromEmbeddings):
     """A Qdrant collection as a :class:`VectorStore`.
 
     Parameters
@@ -358,28 +385,6 @@ class QdrantStore:
         qc.create_collection(collection, vectors_config={name: params} if name else params)
         store = cls(collection, client=qc, **kwargs)
         store._owns_client = owns
-        return store
-
-    @classmethod
-    def from_embeddings(
-        cls,
-        collection: str,
-        ids: Sequence[str],
-        vectors: np.ndarray,
-        path: str | os.PathLike | None = None,
-        *,
-        payloads: Sequence[Mapping] | None = None,
-        **kwargs,
-    ) -> QdrantStore:
-        """Create a collection (see :meth:`create`) and load ``vectors`` (n, d) under ``ids`` in batches.
-
-        ``payloads`` (one mapping per id, e.g. the passage text) are stored with the points.
-        """
-        v = np.asarray(vectors)
-        if v.ndim != 2:
-            raise ValueError(f"vectors must be a 2-D array (n, d), got shape {v.shape}")
-        store = cls.create(collection, v.shape[1], path, **kwargs)
-        store._insert(check_ids(ids), check_vectors(v, len(ids), v.shape[1]), _check_payloads(payloads, len(ids)))
         return store
 
     # ---- the interface
@@ -513,6 +518,9 @@ class QdrantStore:
             found[doc_id] = np.asarray(vec, dtype=np.float32) if vectors else None
         return found
 
+    def _load(self, ids: list[str], v: np.ndarray, payloads: Sequence[Mapping]) -> None:
+        self._insert(ids, v, payloads)
+
     def _insert(self, ids: list[str], v: np.ndarray, payloads: Sequence[Mapping]) -> None:
         models = self._models
         for part in _batches(len(ids), self.batch_size):
@@ -562,7 +570,7 @@ def _import_pymilvus():
 _MILVUS_METRICS = {"IP": "dot", "COSINE": "cosine", "L2": "l2"}
 
 
-class MilvusStore:
+class MilvusStore(_CreatedFromEmbeddings):
     """A Milvus collection as a :class:`VectorStore`.
 
     Parameters
@@ -642,29 +650,6 @@ class MilvusStore:
         mc.create_collection(collection, schema=schema, index_params=index, consistency_level="Strong")
         store = cls(collection, client=mc, vector_field="vector", **kwargs)
         store._owns_client = owns
-        return store
-
-    @classmethod
-    def from_embeddings(
-        cls,
-        collection: str,
-        ids: Sequence[str],
-        vectors: np.ndarray,
-        path: str | os.PathLike | None = None,
-        *,
-        payloads: Sequence[Mapping] | None = None,
-        **kwargs,
-    ) -> MilvusStore:
-        """Create a collection (see :meth:`create`) and load ``vectors`` (n, d) under ``ids`` in batches.
-
-        ``payloads`` (one mapping per id, e.g. the passage text) are stored as dynamic fields.
-        """
-        v = np.asarray(vectors)
-        if v.ndim != 2:
-            raise ValueError(f"vectors must be a 2-D array (n, d), got shape {v.shape}")
-        store = cls.create(collection, v.shape[1], path, **kwargs)
-        ids = check_ids(ids)
-        store._write_rows(ids, check_vectors(v, len(ids), v.shape[1]), _check_payloads(payloads, len(ids)))
         return store
 
     # ---- the interface
@@ -788,6 +773,9 @@ class MilvusStore:
             found.update({str(r[self._pk]): dict(r) for r in rows})
         return found
 
+    def _load(self, ids: list[str], v: np.ndarray, payloads: Sequence[Mapping]) -> None:
+        self._write_rows(ids, v, payloads)
+
     def _write_rows(self, ids: list[str], v: np.ndarray, extra: Sequence[Mapping]) -> None:
         for part in _batches(len(ids), self.batch_size):
             data = [
@@ -834,25 +822,16 @@ class Backup:
 
 def read_backup(path: str | os.PathLike) -> Backup:
     """Read a backup written by :func:`apply_nudge_to_store`; ``ValueError`` naming ``path`` if it is not one."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"backup {str(path)!r} does not exist")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            meta = json.loads(str(z["meta"]))
-            ids, vectors = [str(i) for i in z["ids"].tolist()], z["vectors"]
-    except (OSError, ValueError, KeyError) as exc:
-        raise ValueError(f"backup {str(path)!r} is not a NUDGE store backup: {exc}") from None
-    if meta.get("format") != _BACKUP_FORMAT or vectors.ndim != 2 or vectors.shape[0] != len(ids):
-        raise ValueError(f"backup {str(path)!r} is not a NUDGE store backup (format {meta.get('format')!r})")
+    meta, arrays = load_artifact(path, _BACKUP_FORMAT, name="backup", kind="a NUDGE store backup")
+    ids, vectors = [str(i) for i in arrays["ids"].tolist()], arrays["vectors"]
+    if vectors.ndim != 2 or vectors.shape[0] != len(ids):
+        raise ValueError(f"backup {str(path)!r} is not a NUDGE store backup (ids and vectors disagree)")
     return Backup(ids, vectors, meta)
 
 
 def _write_backup(path: Path, backup: Backup) -> None:
-    buf = io.BytesIO()
     ids = np.array(backup.ids, dtype=str) if backup.ids else np.empty(0, dtype="<U1")
-    np.savez(buf, meta=np.array(json.dumps(backup.meta)), ids=ids, vectors=backup.vectors)
-    atomic_write(path, lambda fh: fh.write(buf.getvalue()))
+    save_artifact(path, backup.meta, {"ids": ids, "vectors": backup.vectors})
 
 
 # ---------------------------------------------------------------------------------- apply / roll back

@@ -21,8 +21,6 @@ agree exactly whenever the sums are exact and to within rounding otherwise.
 from __future__ import annotations
 
 import hashlib
-import io
-import json
 import logging
 import os
 from collections.abc import Sequence
@@ -33,7 +31,7 @@ import numpy as np
 
 from . import __version__
 from ._corpus import fingerprint
-from ._io import atomic_write
+from ._io import load_artifact, save_artifact
 from ._validation import check_matrix
 from .estimator import NotFittedError, Nudge
 from .pairs import QuerySet, as_query_set
@@ -475,28 +473,12 @@ class NudgeState:
         if self.validation_curve_ is not None:
             arrays["curve_gamma"] = self.validation_curve_["gamma"]
             arrays["curve_score"] = self.validation_curve_["score"]
-
-        def write(fh):
-            buf = io.BytesIO()
-            np.savez(buf, meta=np.array(json.dumps(meta)), **arrays)
-            fh.write(buf.getvalue())
-
-        return atomic_write(path, write)
+        return save_artifact(path, meta, arrays)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> NudgeState:
         """Read a state written by :meth:`save`."""
-        path = Path(path)
-        if not path.is_file():
-            raise ValueError(f"path {str(path)!r} does not exist")
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                meta = json.loads(str(z["meta"]))
-                arrays = {name: z[name] for name in z.files if name != "meta"}
-        except (OSError, ValueError, KeyError) as exc:
-            raise ValueError(f"path {str(path)!r} is not a saved NudgeState: {exc}") from None
-        if meta.get("format") != _FORMAT:
-            raise ValueError(f"path {str(path)!r} has format {meta.get('format')!r}, expected {_FORMAT!r}")
+        meta, arrays = load_artifact(path, _FORMAT, kind="a saved NudgeState")
         state = cls(meta["method"], k=meta["k"], grid=meta["grid"])
         state._restore(meta, arrays)
         return state
