@@ -272,8 +272,31 @@ def _one_of(path, url, client) -> None:
         raise ValueError("give exactly one of path= (local files), url= / uri= (a server) or client= (an open client)")
 
 
-class _CreatedFromEmbeddings:
-    """``from_embeddings`` for stores with a ``create`` class method and a ``_load`` writer."""
+class _ClientStore:
+    """What the database-backed stores share: ``metric``, ``dimension``, ``close`` and the
+    context manager, and ``from_embeddings`` (via the subclass's ``create`` and ``_load``)."""
+
+    @property
+    def metric(self) -> str:
+        return self._metric
+
+    @property
+    def dimension(self) -> int:
+        return self._dimension
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.collection!r}, metric={self._metric!r}, dimension={self._dimension})"
+
+    def close(self) -> None:
+        """Close the client if this store opened it (Qdrant's local mode releases the folder's lock)."""
+        if self._owns_client:
+            self.client.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     @classmethod
     def from_embeddings(
@@ -300,7 +323,7 @@ class _CreatedFromEmbeddings:
         return store
 
 
-class QdrantStore(_CreatedFromEmbeddings):
+class QdrantStore(_ClientStore):
     """A Qdrant collection as a :class:`VectorStore`.
 
     Parameters
@@ -388,17 +411,6 @@ class QdrantStore(_CreatedFromEmbeddings):
         return store
 
     # ---- the interface
-    @property
-    def metric(self) -> str:
-        return self._metric
-
-    @property
-    def dimension(self) -> int:
-        return self._dimension
-
-    def __repr__(self) -> str:
-        return f"QdrantStore({self.collection!r}, metric={self._metric!r}, dimension={self._dimension})"
-
     def count(self) -> int:
         return int(self.client.count(self.collection, exact=True).count)
 
@@ -459,17 +471,6 @@ class QdrantStore(_CreatedFromEmbeddings):
                 ids.append([self._doc_id(p) for p in res.points])
                 scores.append([p.score for p in res.points])
         return ids, _pad_scores(scores, k)
-
-    def close(self) -> None:
-        """Close the client if this store opened it (local mode releases the folder's lock)."""
-        if self._owns_client:
-            self.client.close()
-
-    def __enter__(self) -> QdrantStore:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     # ---- helpers
     def _read_params(self) -> tuple[int, str]:
@@ -570,7 +571,7 @@ def _import_pymilvus():
 _MILVUS_METRICS = {"IP": "dot", "COSINE": "cosine", "L2": "l2"}
 
 
-class MilvusStore(_CreatedFromEmbeddings):
+class MilvusStore(_ClientStore):
     """A Milvus collection as a :class:`VectorStore`.
 
     Parameters
@@ -653,17 +654,6 @@ class MilvusStore(_CreatedFromEmbeddings):
         return store
 
     # ---- the interface
-    @property
-    def metric(self) -> str:
-        return self._metric
-
-    @property
-    def dimension(self) -> int:
-        return self._dimension
-
-    def __repr__(self) -> str:
-        return f"MilvusStore({self.collection!r}, metric={self._metric!r}, dimension={self._dimension})"
-
     def count(self) -> int:
         res = self.client.query(self.collection, filter="", output_fields=["count(*)"], consistency_level="Strong")
         return int(res[0]["count(*)"])
@@ -711,17 +701,6 @@ class MilvusStore(_CreatedFromEmbeddings):
                 ids.append([str(h[self._pk]) for h in hits])
                 scores.append([float(h["distance"]) for h in hits])
         return ids, _pad_scores(scores, k)
-
-    def close(self) -> None:
-        """Close the client if this store opened it."""
-        if self._owns_client:
-            self.client.close()
-
-    def __enter__(self) -> MilvusStore:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     # ---- helpers
     def _read_schema(self, vector_field: str | None) -> None:
