@@ -28,7 +28,7 @@ test: $(STAMP)
 	$(PY) -m ruff format --check .
 
 demo: $(STAMP)
-	$(PY) -m nudge.demo
+	$(PY) -m nudge.teaching.demo
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_fit.py
@@ -37,7 +37,7 @@ bench: $(STAMP)
 
 # Re-run every notebook in place (after changing the library or the data), then check them.
 notebooks: $(STAMP)
-	$(PY) -m nudge._notebooks run
+	$(PY) tools/run_notebooks.py run
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

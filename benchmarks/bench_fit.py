@@ -32,7 +32,7 @@ import tracemalloc
 import numpy as np
 
 import nudge
-from nudge.synthetic import make_retrieval_problem
+from nudge.teaching.synthetic import make_retrieval_problem
 
 
 def machine() -> str:

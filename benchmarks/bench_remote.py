@@ -41,9 +41,9 @@ from pathlib import Path
 import numpy as np
 
 import nudge
-from nudge.remote import StoreFit, apply_to_store, fit_from_store
-from nudge.stores import InMemoryStore, QdrantStore
-from nudge.synthetic import make_retrieval_problem
+from nudge.production.remote import StoreFit, apply_to_store, fit_from_store
+from nudge.production.stores import InMemoryStore, QdrantStore
+from nudge.teaching.synthetic import make_retrieval_problem
 
 try:  # run as a script: benchmarks/ is on sys.path
     from bench_fit import machine

@@ -16,8 +16,8 @@ import numpy as np
 
 matplotlib.use("Agg")
 
-from nudge.bundled import load_tessera
-from nudge.widgets import GammaExplorer, gamma_widget
+from nudge.teaching.bundled import load_tessera
+from nudge.teaching.widgets import GammaExplorer, gamma_widget
 
 
 def main() -> None:

@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from nudge import NUDGEM, NUDGEN, split_queries
-from nudge.datasets import load_beir
 from nudge.evaluation import evaluate_embeddings
 from nudge.pairs import QuerySet
+from nudge.production.datasets import load_beir
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,7 +1,7 @@
-"""``python -m nudge``: the command line (see :mod:`nudge.cli`)."""
+"""``python -m nudge``: the command line (see :mod:`nudge.production.cli`)."""
 
 import sys
 
-from .cli import main
+from .production.cli import main
 
 sys.exit(main())

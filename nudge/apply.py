@@ -1,4 +1,4 @@
-"""Phase 5: apply the movement to the production embeddings.
+"""Phase 5: apply the movement to the production embeddings (notebook 05).
 
 The output is a new array: every row L2-normalised (rows already of unit length are copied bit
 for bit) and the support rows moved. The input is never modified.

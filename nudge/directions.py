@@ -1,4 +1,4 @@
-"""Phase 3: MaxS-EFT, the movement directions.
+"""Phase 3: MaxS-EFT, the movement directions (notebook 03).
 
 NUDGE moves each document towards the sum of the training queries it answers,
 ``G_i = sum of q over training queries with i in A(q)``. Only documents with ``G_i != 0`` (the

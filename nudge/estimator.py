@@ -1,4 +1,4 @@
-"""A scikit-learn style estimator around the phases: ``Nudge(method="N").fit(...)``.
+"""All phases in one scikit-learn style estimator, ``Nudge(method="N").fit(...)`` (notebook 05).
 
 ``__init__`` only stores parameters; ``fit`` validates, computes the directions (MaxS-EFT),
 chooses gamma on the validation queries (MaxA-EFT) and returns ``self``; learned state ends in

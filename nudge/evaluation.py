@@ -1,4 +1,4 @@
-"""Evaluate document embeddings on labelled queries, and compare before with after.
+"""Monitoring: evaluate document embeddings on labelled queries, before against after (notebook 05).
 
 One call gives the numbers the kit reports everywhere (demo, datasheet, notebooks): hit@1,
 MRR@10, nDCG@10 and recall@10 on a query set, plus each query's first relevant rank so the
@@ -56,7 +56,7 @@ def evaluate_store(store, queries: QuerySet, doc_ids, *, k: int = 10) -> dict:
 
     Parameters
     ----------
-    store : nudge.stores.VectorStore
+    store : nudge.production.stores.VectorStore
         Holds the documents under the ids ``doc_ids``.
     queries : QuerySet
         Query embeddings (n, d); answers are row indices into ``doc_ids``.

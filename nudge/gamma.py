@@ -1,4 +1,4 @@
-"""Phase 4: MaxA-EFT, choosing the step size gamma on validation queries.
+"""Phase 4: MaxA-EFT, choosing the step size gamma on validation queries (notebook 04).
 
 The directions are fixed (phase 3); only the step size is chosen, to maximise a validation
 metric. The metric is the reference package's: for each validation query, the number of its

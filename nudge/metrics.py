@@ -1,4 +1,4 @@
-"""Retrieval metrics over ranked result lists: hit@k, recall@k, MRR@k and nDCG@k.
+"""Monitoring: hit@k, recall@k, MRR@k and nDCG@k over ranked result lists (notebook 05).
 
 ``relevant`` is a list with one entry per query: either a list of relevant document indices
 (binary relevance) or a ``{document index: grade}`` mapping (graded relevance; grades > 0 are

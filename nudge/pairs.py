@@ -1,4 +1,4 @@
-"""Phase 1: labelled (query, relevant document) pairs and seeded splits.
+"""Phase 1: labelled (query, relevant document) pairs and seeded splits (notebook 01).
 
 A *query set* is what every later phase consumes: the query embeddings and, for each query,
 the indices of its relevant documents (rows of the document-embedding matrix). Splits are made

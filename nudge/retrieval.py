@@ -1,4 +1,4 @@
-"""Retrieval: top-k by dot product or cosine, in chunks, and the rank of each query's answer.
+"""Monitoring: top-k retrieval by dot product or cosine, and each query's answer rank (notebook 05).
 
 Memory stays bounded by ``chunk_size`` documents: no (queries x corpus) matrix is built.
 Ties are broken by the lower document index, so results are deterministic.

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from nudge import NUDGEM, NUDGEN, Nudge, apply_nudge
-from nudge.synthetic import make_retrieval_problem
+from nudge.teaching.synthetic import make_retrieval_problem
 
 
 @pytest.fixture(scope="module")

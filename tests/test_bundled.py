@@ -10,8 +10,8 @@ import shutil
 import numpy as np
 import pytest
 
-from nudge.bundled import data_dir, load_tessera, text_sha256, write_assembled
-from nudge.datasets import load_llamaindex
+from nudge.production.datasets import load_llamaindex
+from nudge.teaching.bundled import data_dir, load_tessera, text_sha256, write_assembled
 
 TESSERA = data_dir() / "tessera"
 
@@ -20,7 +20,7 @@ def test_committed_files_are_what_the_sources_build(tmp_path):
     write_assembled(tmp_path / "tessera")
     for name in ("tessera.json", "tessera_week2.json", "metadata.json", "split.json"):
         built = (tmp_path / "tessera" / name).read_bytes()
-        assert built == (TESSERA / name).read_bytes(), f"{name}: run python -m nudge.bundled"
+        assert built == (TESSERA / name).read_bytes(), f"{name}: run python -m nudge.teaching.bundled"
     example = (tmp_path / "examples" / "support_pairs.csv").read_bytes()
     assert example == (TESSERA.parent / "examples" / "support_pairs.csv").read_bytes()
 
@@ -99,7 +99,7 @@ def test_embeddings_that_no_longer_match_the_texts_are_refused(tmp_path):
     first = next(iter(data["queries"]))
     data["queries"][first] += " (edited)"
     (copy / "tessera.json").write_text(json.dumps(data, indent=2))
-    with pytest.raises(ValueError, match=r"no longer match the texts .* `python -m nudge.bundled --embed`"):
+    with pytest.raises(ValueError, match=r"no longer match the texts .* `python -m nudge.teaching.bundled --embed`"):
         load_tessera(folder=copy)
 
 
@@ -114,17 +114,17 @@ def test_manifest_describes_the_vectors():
 
 @pytest.mark.slow
 def test_real_model_reproduces_a_sample_of_the_committed_vectors():
-    from nudge.embedders import EMBED_INSTALL_HINT
+    from nudge.production.embedders import EMBED_INSTALL_HINT
 
     try:
-        from nudge.embedders import SentenceTransformerEmbedder
+        from nudge.production.embedders import SentenceTransformerEmbedder
 
         model = SentenceTransformerEmbedder()
     except ImportError as exc:
         if os.environ.get("NUDGE_REQUIRE_EMBED"):
             raise
         pytest.skip(f"the local model is not installed; install it with: {EMBED_INSTALL_HINT} ({exc})")
-    from nudge.bundled import all_texts
+    from nudge.teaching.bundled import all_texts
 
     doc_ids, doc_texts, query_ids, query_texts = all_texts()
     emb = TESSERA / "embeddings" / "all-MiniLM-L6-v2"

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from nudge import Nudge, NudgeState, load_embeddings
-from nudge.bundled import data_dir, load_tessera, tessera_embedder
-from nudge.cli import build_parser, main, parse_store
-from nudge.datasets import load_dataset
+from nudge.production.cli import build_parser, main, parse_store
+from nudge.production.datasets import load_dataset
+from nudge.teaching.bundled import data_dir, load_tessera, tessera_embedder
 
 PAIRS = data_dir() / "examples" / "support_pairs.csv"
 REQUIRE_STORES = os.environ.get("NUDGE_REQUIRE_STORES") == "1"
@@ -124,7 +124,7 @@ class Stores:
         self.spec = f"{backend}:{self.location}"
 
     def vectors(self, ids, collection: str = "docs") -> np.ndarray:
-        from nudge.stores import MilvusStore, QdrantStore
+        from nudge.production.stores import MilvusStore, QdrantStore
 
         if self.backend == "qdrant":
             with QdrantStore(collection, path=str(self.location)) as store:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import SCIFACT
 
-from nudge.datasets import (
+from nudge.production.datasets import (
     Problem,
     RetrievalDataset,
     ValidationReport,

@@ -7,7 +7,7 @@ import re
 import pytest
 from conftest import REPO
 
-from nudge.demo import run
+from nudge.teaching.demo import run
 
 
 @pytest.fixture(scope="module")

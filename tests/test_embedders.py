@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from conftest import SCIFACT
 
-from nudge.embedders import (
+from nudge.production.embedders import (
     EMBED_INSTALL_HINT,
     Embedder,
     EmbeddingServiceError,

@@ -10,7 +10,7 @@ import pytest
 
 from nudge import NUDGEM, NUDGEN, NotFittedError, Nudge
 from nudge.gamma import _intervals_top1, _intervals_topk, best_gamma_from_intervals, best_gamma_reference
-from nudge.synthetic import make_retrieval_problem
+from nudge.teaching.synthetic import make_retrieval_problem
 
 
 @pytest.fixture(scope="module")

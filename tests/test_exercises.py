@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from nudge import Nudge, split_queries
-from nudge.bundled import load_tessera
 from nudge.evaluation import evaluate_embeddings
-from nudge.exercises import (
+from nudge.teaching.bundled import load_tessera
+from nudge.teaching.exercises import (
     check_best_gamma,
     check_cosine_trap,
     check_nearest_passage,
@@ -75,8 +75,8 @@ def test_best_gamma_and_saved_model(data, tmp_path):
 
 def test_store_and_streaming_checks(data):
     from nudge import NudgeState
-    from nudge.bundled import weekly_batches
-    from nudge.exercises import check_moved_after_weeks, check_store_hit1
+    from nudge.teaching.bundled import weekly_batches
+    from nudge.teaching.exercises import check_moved_after_weeks, check_store_hit1
 
     docs = data.doc_embeddings
     moved = Nudge("N").fit(docs, data.query_set("train"), data.query_set("val")).transform(docs)

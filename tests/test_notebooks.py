@@ -12,7 +12,7 @@ import re
 import pytest
 from conftest import REPO
 
-from nudge._notebooks import notebook_paths, problems
+from tools.run_notebooks import notebook_paths, problems
 
 NOTEBOOKS = notebook_paths()
 EXPECTED = {"00", "01", "02", "03", "04", "05", "06", "07", "08"}

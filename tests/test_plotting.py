@@ -9,7 +9,7 @@ matplotlib.use("Agg")
 
 from matplotlib.figure import Figure
 
-from nudge.plotting import pca_2d, plot_intervals, plot_movement, plot_score_lines, toy_problem
+from nudge.teaching.plotting import pca_2d, plot_intervals, plot_movement, plot_score_lines, toy_problem
 
 
 def test_pca_2d_is_deterministic_and_shape_preserving():

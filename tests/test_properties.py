@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from nudge import Nudge, apply_nudge
 from nudge.directions import nudge_m_rows, nudge_n_rows
-from nudge.synthetic import make_retrieval_problem
+from nudge.teaching.synthetic import make_retrieval_problem
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

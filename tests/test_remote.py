@@ -1,4 +1,4 @@
-"""Fitting from a vector store (``nudge.remote``): the same gamma and vectors as the in-memory fit.
+"""Fitting from a vector store (``nudge.production.remote``): the same gamma and vectors as the in-memory fit.
 
 The bundled data is loaded into the in-memory store, embedded Qdrant and Milvus Lite (files under
 tmp_path); ``fit_from_store`` must give what ``Nudge(method, k=k).fit(embeddings, train, val)``
@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 
 from nudge import Nudge
-from nudge.bundled import load_tessera
-from nudge.remote import StoreFit, apply_to_store, fit_from_store
-from nudge.stores import InMemoryStore, MilvusStore, QdrantStore, apply_nudge_to_store, rollback_store
-from nudge.synthetic import make_retrieval_problem
+from nudge.production.remote import StoreFit, apply_to_store, fit_from_store
+from nudge.production.stores import InMemoryStore, MilvusStore, QdrantStore, apply_nudge_to_store, rollback_store
+from nudge.teaching.bundled import load_tessera
+from nudge.teaching.synthetic import make_retrieval_problem
 
 REQUIRE = os.environ.get("NUDGE_REQUIRE_STORES") == "1"
 CLIENT_MODULES = {"memory": [], "qdrant": ["qdrant_client"], "milvus": ["pymilvus", "milvus_lite"]}

@@ -16,11 +16,9 @@ import numpy as np
 import pytest
 
 from nudge import Nudge
-from nudge.bundled import load_tessera
 from nudge.evaluation import evaluate_embeddings
 from nudge.metrics import per_query
-from nudge.retrieval import search
-from nudge.stores import (
+from nudge.production.stores import (
     InMemoryStore,
     MilvusStore,
     QdrantStore,
@@ -31,6 +29,8 @@ from nudge.stores import (
     read_backup,
     rollback_store,
 )
+from nudge.retrieval import search
+from nudge.teaching.bundled import load_tessera
 
 REQUIRE = os.environ.get("NUDGE_REQUIRE_STORES") == "1"
 CLIENT_MODULES = {"memory": [], "qdrant": ["qdrant_client"], "milvus": ["pymilvus", "milvus_lite"]}

@@ -10,11 +10,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import nudge.streaming as streaming
+import nudge.production.streaming as streaming
 from nudge import NotFittedError, Nudge, split_queries
-from nudge.bundled import load_tessera
-from nudge.streaming import NudgeState
-from nudge.synthetic import make_retrieval_problem
+from nudge.production.streaming import NudgeState
+from nudge.teaching.bundled import load_tessera
+from nudge.teaching.synthetic import make_retrieval_problem
 
 SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -414,7 +414,7 @@ def test_removed_documents_are_dropped_reported_and_equal_a_fit_without_them(pro
     single = next(i for i, a in enumerate(problem.val.answers) if len(a) == 1 and a[0] != problem.val.answers[multi][0])
     gone = {problem.val.answers[multi][0], problem.val.answers[single][0], problem.train.answers[0][0]}
     gone_ids = [ids[i] for i in sorted(gone)]
-    with caplog.at_level(logging.INFO, logger="nudge.streaming"):
+    with caplog.at_level(logging.INFO, logger="nudge.production.streaming"):
         summary = state.remove_documents([*gone_ids, "never-seen"])
     assert summary["removed"] == gone_ids and summary["not_found"] == ["never-seen"]
     assert summary["train_pairs_dropped"] == sum(d in gone for a in problem.train.answers for d in a)

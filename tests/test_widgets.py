@@ -10,8 +10,8 @@ matplotlib.use("Agg")
 
 from nudge import Nudge
 from nudge.evaluation import evaluate_embeddings
-from nudge.synthetic import make_retrieval_problem
-from nudge.widgets import GammaExplorer, gamma_widget
+from nudge.teaching.synthetic import make_retrieval_problem
+from nudge.teaching.widgets import GammaExplorer, gamma_widget
 
 
 @pytest.fixture(scope="module")

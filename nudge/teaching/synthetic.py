@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .pairs import QuerySet
+from ..pairs import QuerySet
 
 __all__ = ["RetrievalProblem", "make_retrieval_problem"]
 

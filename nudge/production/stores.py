@@ -31,13 +31,13 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from . import __version__
-from ._corpus import fingerprint, normalise_block
-from ._io import load_artifact, save_artifact
-from ._validation import check_matrix, check_positive_int
-from .directions import nudge_m_rows, nudge_n_rows
-from .estimator import NotFittedError
-from .retrieval import search as _search_matrix
+from .. import __version__
+from .._corpus import fingerprint, normalise_block
+from .._io import load_artifact, save_artifact
+from .._validation import check_matrix, check_positive_int
+from ..directions import nudge_m_rows, nudge_n_rows
+from ..estimator import NotFittedError
+from ..retrieval import search as _search_matrix
 
 __all__ = [
     "METRICS",

@@ -19,7 +19,7 @@ reading the corpus:
 
 Gamma is then chosen by :func:`nudge.gamma.best_gamma_m` / :func:`nudge.gamma.best_gamma_n`
 exactly as :class:`nudge.Nudge` does, and the result, a :class:`StoreFit`, has what
-:func:`nudge.stores.apply_nudge_to_store` needs: applying it fetches and upserts only the moved
+:func:`nudge.production.stores.apply_nudge_to_store` needs: applying it fetches and upserts only the moved
 vectors. Memory is bounded by the training queries, the fetched rows (moved rows, validation
 answers, background candidates) and blocks of validation queries, whatever the corpus size.
 
@@ -29,7 +29,7 @@ the whole matrix, so gamma and the moved vectors are the same. An approximate (H
 miss a background document and so give another gamma.
 
 Metrics: NUDGE-M needs an inner-product store (its vectors are not unit length; see
-:func:`nudge.stores.check_store_metric`) and is refused otherwise. NUDGE-N may use a dot, cosine
+:func:`nudge.production.stores.check_store_metric`) and is refused otherwise. NUDGE-N may use a dot, cosine
 or L2 store: all three rank unit-length vectors as the inner product does. A dot or L2 store
 ranks the vectors *as stored*, so they must be the normalised embeddings; this is checked on
 every fetched vector.
@@ -50,11 +50,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ._corpus import merge_top, normalise_block
-from ._validation import check_positive_int
-from .directions import _query_sums, moved_rows, unit_rows
-from .estimator import Nudge
-from .gamma import ValidationContext, choose_gamma
+from .._corpus import merge_top, normalise_block
+from .._validation import check_positive_int
+from ..directions import _query_sums, moved_rows, unit_rows
+from ..estimator import Nudge
+from ..gamma import ValidationContext, choose_gamma
 from .stores import (
     _UNIT_TOLERANCE,
     StoreReport,
@@ -79,7 +79,7 @@ _DTYPE = np.dtype(np.float32)  # stores hold float32 vectors
 # ---------------------------------------------------------------------------------- the result
 @dataclass(frozen=True, repr=False, eq=False)
 class StoreFit:
-    """A NUDGE fitted from a vector store: what :func:`nudge.stores.apply_nudge_to_store` needs.
+    """A NUDGE fitted from a vector store: what :func:`nudge.production.stores.apply_nudge_to_store` needs.
 
     Rows are *local*: row ``i`` is document ``doc_ids_[i]`` (the documents with training
     queries and the validation answers, sorted), so ``apply_nudge_to_store(store, fit,
@@ -200,7 +200,7 @@ def fit_from_store(
         Results asked per validation query in the first search (default ``k + 16``); queries
         whose results were all fetched documents are searched again ``4x`` deeper.
     backup : str or path, optional
-        The backup of an earlier :func:`nudge.stores.apply_nudge_to_store` on this store: the
+        The backup of an earlier :func:`nudge.production.stores.apply_nudge_to_store` on this store: the
         originals of its ids are read from it (the store holds their nudged vectors).
 
     Returns
@@ -490,7 +490,7 @@ def apply_to_store(
 ) -> StoreReport:
     """Write ``fit``'s moved vectors into ``store`` (only those), keeping the originals in ``backup``.
 
-    :func:`nudge.stores.apply_nudge_to_store` with ``fit.doc_ids_``, after two checks: ``fit``
+    :func:`nudge.production.stores.apply_nudge_to_store` with ``fit.doc_ids_``, after two checks: ``fit``
     comes from this store, and if ``backup`` already holds originals (an earlier apply wrote into
     the store) the fit read them (``fit_from_store(..., backup=...)``) rather than the nudged vectors.
     """

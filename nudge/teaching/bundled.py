@@ -15,7 +15,7 @@ under ``data/tessera/``:
   (model, dimension, normalisation, SHA-256 of the exact texts).
 
 :func:`load_tessera` gives notebooks everything in one call; nothing needs a model. Rebuild with
-``python -m nudge.bundled`` (texts) and ``python -m nudge.bundled --embed`` (vectors; needs the
+``python -m nudge.teaching.bundled`` (texts) and ``python -m nudge.teaching.bundled --embed`` (vectors; needs the
 ``embed`` extra).
 """
 
@@ -31,9 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ._io import atomic_write
-from .datasets import RetrievalDataset, load_llamaindex, save_llamaindex
-from .pairs import QuerySet, split_queries
+from .._io import atomic_write
+from ..pairs import QuerySet, split_queries
+from ..production.datasets import RetrievalDataset, load_llamaindex, save_llamaindex
 
 __all__ = [
     "Tessera",
@@ -55,7 +55,7 @@ AREAS = ("payments", "billing_auth", "webhooks_limits", "sdks_data")
 
 def data_dir() -> Path:
     """The kit's ``data/`` folder (override with the environment variable ``NUDGE_DATA_DIR``)."""
-    path = Path(os.environ.get("NUDGE_DATA_DIR", Path(__file__).resolve().parents[1] / "data"))
+    path = Path(os.environ.get("NUDGE_DATA_DIR", Path(__file__).resolve().parents[2] / "data"))
     if not (path / "source").is_dir():
         raise ValueError(
             f"data folder {str(path)!r} has no source/ folder: run from a clone of the kit "
@@ -318,7 +318,7 @@ def load_tessera(week: int = 1, model: str = MODEL, folder: Path | None = None) 
     ):
         raise ValueError(
             f"the {model} embeddings in {str(emb)!r} no longer match the texts (ids or SHA-256 differ): "
-            "run `python -m nudge.bundled --embed` to regenerate them"
+            "run `python -m nudge.teaching.bundled --embed` to regenerate them"
         )
     doc_row = {d: i for i, d in enumerate(all_doc_ids)}
     query_row = {q: i for i, q in enumerate(all_query_ids)}
@@ -356,12 +356,12 @@ def weekly_batches(data: Tessera, n_weeks: int = 3, seed: int = 0, val_fraction:
 
 
 def tessera_embedder(model: str = MODEL, folder: Path | None = None):
-    """A :class:`~nudge.embedders.LookupEmbedder` over every bundled passage and question.
+    """A :class:`~nudge.production.embedders.LookupEmbedder` over every bundled passage and question.
 
     It "embeds" exactly the texts of the bundled dataset (both weeks) with the committed
     vectors, so notebooks run the embedding step without a model.
     """
-    from .embedders import LookupEmbedder
+    from ..production.embedders import LookupEmbedder
 
     folder = folder or data_dir() / "tessera"
     load_tessera(1, model, folder)  # checks the vectors still match the texts
@@ -372,13 +372,15 @@ def tessera_embedder(model: str = MODEL, folder: Path | None = None):
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m nudge.bundled", description="Rebuild the bundled Tessera dataset.")
+    parser = argparse.ArgumentParser(
+        prog="python -m nudge.teaching.bundled", description="Rebuild the bundled Tessera dataset."
+    )
     parser.add_argument("--embed", action="store_true", help="also recompute the embeddings (needs the embed extra)")
     args = parser.parse_args(argv)
     out = write_assembled()
     print(f"wrote {out}")
     if args.embed:
-        from .embedders import SentenceTransformerEmbedder
+        from ..production.embedders import SentenceTransformerEmbedder
 
         print(f"wrote {write_embeddings(SentenceTransformerEmbedder())}")
 

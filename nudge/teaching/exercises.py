@@ -63,7 +63,7 @@ def _tessera():
 
 @lru_cache(maxsize=4)
 def _fit(method: str, k: int = 1):
-    from .estimator import Nudge
+    from ..estimator import Nudge
 
     t = _tessera()
     return Nudge(method, k=k).fit(t.doc_embeddings, t.query_set("train"), t.query_set("val"))
@@ -73,7 +73,7 @@ def check_quickstart(answer: object) -> Check:
     """Notebook 00: test nDCG@10 of NUDGE-M (the quick start with "M" instead of "N")."""
     if answer is None:
         return _todo("NUDGE-M's nDCG@10 on the test questions (a number between 0 and 1)")
-    from .evaluation import evaluate_embeddings
+    from ..evaluation import evaluate_embeddings
 
     t = _tessera()
     expected = evaluate_embeddings(_fit("M").transform(t.doc_embeddings), t.query_set("test"))["ndcg@10"]
@@ -91,7 +91,7 @@ def check_validation_size(answer: object, seed: int = 1) -> Check:
     """Notebook 01: number of validation questions of ``split_queries(n, seed=1)`` on week 1."""
     if answer is None:
         return _todo("the number of validation questions")
-    from .pairs import split_queries
+    from ..pairs import split_queries
 
     n = len(_tessera().query_ids)
     expected = len(split_queries(n, val_fraction=0.2, test_fraction=0.2, seed=seed).val)
@@ -156,7 +156,7 @@ def check_cosine_trap(answer: object) -> Check:
     """Notebook 05: test nDCG@10 of NUDGE-M's vectors retrieved with cosine instead of dot."""
     if answer is None:
         return _todo("the test nDCG@10 with metric='cosine' on the NUDGE-M vectors")
-    from .evaluation import evaluate_embeddings
+    from ..evaluation import evaluate_embeddings
 
     t = _tessera()
     moved = _fit("M").transform(t.doc_embeddings)
@@ -174,7 +174,7 @@ def check_saved_model(path: object, embeddings: np.ndarray | None = None) -> Che
     """Notebook 08: a saved NUDGE result that loads back and applies to ``embeddings``."""
     if path is None:
         return _todo("the path you saved the fitted model to")
-    from .estimator import Nudge
+    from ..estimator import Nudge
 
     path = Path(str(path))
     if not path.is_file():
@@ -191,7 +191,7 @@ def check_store_hit1(answer: object) -> Check:
     """Notebook 06: test hit@1 of a store holding the NUDGE-N vectors."""
     if answer is None:
         return _todo("the store's test hit@1 after applying NUDGE-N")
-    from .evaluation import evaluate_embeddings
+    from ..evaluation import evaluate_embeddings
 
     t = _tessera()
     expected = evaluate_embeddings(_fit("N").transform(t.doc_embeddings), t.query_set("test"))["hit@1"]
@@ -208,8 +208,8 @@ def check_moved_after_weeks(answer: object) -> Check:
     """Notebook 07: passages moved by the state after week 1 and the three later weeks."""
     if answer is None:
         return _todo("the number of passages the state moves after the three weeks")
+    from ..production.streaming import NudgeState
     from .bundled import load_tessera, weekly_batches
-    from .streaming import NudgeState
 
     week1, later = _tessera(), load_tessera(week=2)
     state = NudgeState("M").add_pairs(train=week1.id_pairs("train"), val=week1.id_pairs("val"))

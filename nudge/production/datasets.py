@@ -36,8 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from ._io import atomic_write
-from .pairs import index_answers
+from .._io import atomic_write
+from ..pairs import index_answers
 
 __all__ = [
     "Problem",

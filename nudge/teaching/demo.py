@@ -1,4 +1,4 @@
-"""The whole NUDGE pipeline, headless, on the bundled Tessera data: ``python -m nudge.demo``.
+"""The whole NUDGE pipeline, headless, on the bundled Tessera data: ``python -m nudge.teaching.demo``.
 
 Phases: (1) the labelled pairs and their fixed split, (2) the precomputed all-MiniLM-L6-v2
 embeddings, (3-4) NUDGE-M and NUDGE-N fitted on train, gamma chosen on validation, (5) the
@@ -10,9 +10,9 @@ from __future__ import annotations
 import argparse
 import time
 
+from ..estimator import Nudge
+from ..evaluation import compare, evaluate_embeddings, format_table
 from .bundled import load_tessera
-from .estimator import Nudge
-from .evaluation import compare, evaluate_embeddings, format_table
 
 
 def run() -> dict:
@@ -42,7 +42,7 @@ def run() -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    argparse.ArgumentParser(prog="python -m nudge.demo", description=__doc__).parse_args(argv)
+    argparse.ArgumentParser(prog="python -m nudge.teaching.demo", description=__doc__).parse_args(argv)
     out = run()
     s = out["sizes"]
     print(

@@ -36,8 +36,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from .._validation import check_positive_int, check_rows
 from ._progress import ProgressBar
-from ._validation import check_positive_int, check_rows
 
 __all__ = [
     "EMBED_INSTALL_HINT",
@@ -125,7 +125,7 @@ def check_texts(texts: object, name: str = "texts") -> list[str]:
 
 def document_text(title: str, text: str) -> str:
     """A BEIR document as the SciFact vectors embed it: ``title + " " + text`` (just the text
-    when the title is blank, as :func:`nudge.datasets.load_beir` does)."""
+    when the title is blank, as :func:`nudge.production.datasets.load_beir` does)."""
     return f"{title} {text}" if title.strip() else text
 
 
@@ -144,7 +144,7 @@ def _unit_float32(vectors: np.ndarray, name: str) -> np.ndarray:
 class LookupEmbedder:
     """Vectors computed earlier, looked up by exact text: the kit's offline stand-in for a model.
 
-    Notebooks use it with the bundled data (:func:`nudge.bundled.tessera_embedder`) so that
+    Notebooks use it with the bundled data (:func:`nudge.teaching.bundled.tessera_embedder`) so that
     every cell runs without a model; replacing it with :class:`SentenceTransformerEmbedder` or
     :class:`OpenAIEmbedder` is a one-line change.
 

@@ -27,12 +27,12 @@ import logging
 
 import numpy as np
 
-from ._corpus import DEFAULT_CHUNK_SIZE, corpus_pass
-from ._validation import check_gamma, check_matrix, check_positive_int
-from .apply import move_rows
-from .directions import _query_sums, unit_rows
-from .gamma import REFERENCE_GRID, best_gamma_n, best_gamma_reference, pair_intervals, prepare_validation
-from .pairs import as_query_set, validate_query_set
+from .._corpus import DEFAULT_CHUNK_SIZE, corpus_pass
+from .._validation import check_gamma, check_matrix, check_positive_int
+from ..apply import move_rows
+from ..directions import _query_sums, unit_rows
+from ..gamma import REFERENCE_GRID, best_gamma_n, best_gamma_reference, pair_intervals, prepare_validation
+from ..pairs import as_query_set, validate_query_set
 
 __all__ = ["NUDGEM", "NUDGEN", "QueriesAnswersDict"]
 

@@ -1,8 +1,8 @@
 """Developer tool: execute the notebooks in place and keep their committed outputs clean.
 
-``python -m nudge._notebooks run [NOTEBOOK ...]`` executes each notebook top to bottom in its
+``python tools/run_notebooks.py run [NOTEBOOK ...]`` executes each notebook top to bottom in its
 own folder with the ``python3`` kernel, then strips what must not be committed (widget state,
-execution timestamps) and writes it back atomically. ``python -m nudge._notebooks check``
+execution timestamps) and writes it back atomically. ``python tools/run_notebooks.py check``
 lists problems (the test suite runs the same check). ``make notebooks`` runs both.
 """
 
@@ -14,7 +14,7 @@ import re
 import sys
 from pathlib import Path
 
-from ._io import atomic_write
+from nudge._io import atomic_write
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 MACHINE_PATH = re.compile(r"(/work/|/root/|/home/|/tmp/|/Users/|[A-Z]:\\\\)")
@@ -87,7 +87,7 @@ def _text_data(out: dict) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m nudge._notebooks", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python tools/run_notebooks.py", description=__doc__)
     parser.add_argument("command", choices=["run", "check"])
     parser.add_argument("notebooks", nargs="*")
     args = parser.parse_args(argv)

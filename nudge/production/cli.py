@@ -39,12 +39,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
-from ._io import atomic_write, load_embeddings, save_embeddings
+from .. import __version__
+from .._io import atomic_write, load_embeddings, save_embeddings
+from ..estimator import Nudge
+from ..evaluation import compare, evaluate_embeddings, format_table
+from ..pairs import QuerySet, split_queries
 from .datasets import JSONL_SUFFIXES, PAIR_TABLE_SUFFIXES, RetrievalDataset, load_dataset
-from .estimator import Nudge
-from .evaluation import compare, evaluate_embeddings, format_table
-from .pairs import QuerySet, split_queries
 
 RUN_FILE = "run.json"
 MODEL_FILE = "nudge_model.npz"
@@ -62,7 +62,7 @@ _CLIENT_MODULES = {"qdrant_client", "pymilvus", "milvus_lite", "httpx", "httpcor
 # ---------------------------------------------------------------------------------- shared helpers
 def _embedder(name: str, cache_dir: str | None):
     if name == "tessera":
-        from .bundled import tessera_embedder
+        from ..teaching.bundled import tessera_embedder
 
         return tessera_embedder()
     if name == "local":

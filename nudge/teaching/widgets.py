@@ -15,11 +15,11 @@ import io
 
 import numpy as np
 
-from .estimator import Nudge
-from .gamma import curve_m, curve_n, query_intervals, validation_context
-from .metrics import rank_changes
-from .pairs import QuerySet, as_query_set
-from .retrieval import first_relevant_rank
+from ..estimator import Nudge
+from ..gamma import curve_m, curve_n, query_intervals, validation_context
+from ..metrics import rank_changes
+from ..pairs import QuerySet, as_query_set
+from ..retrieval import first_relevant_rank
 
 __all__ = ["GammaExplorer", "gamma_widget"]
 

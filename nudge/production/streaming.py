@@ -29,12 +29,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
-from ._corpus import fingerprint
-from ._io import load_artifact, save_artifact
-from ._validation import check_matrix
-from .estimator import NotFittedError, Nudge
-from .pairs import QuerySet, as_query_set
+from .. import __version__
+from .._corpus import fingerprint
+from .._io import load_artifact, save_artifact
+from .._validation import check_matrix
+from ..estimator import NotFittedError, Nudge
+from ..pairs import QuerySet, as_query_set
 
 __all__ = ["NudgeState"]
 
