@@ -24,7 +24,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..retrieval import search
+from .._validation import check_positive_int
+from ..pairs import QuerySet, as_query_set
+from ..retrieval import first_relevant_rank, search
 
 __all__ = [
     "SYSTEM_PROMPT",
@@ -33,6 +35,8 @@ __all__ = [
     "RagAnswer",
     "answer_question",
     "build_messages",
+    "check_context_hit",
+    "context_hit",
     "format_passages",
     "parse_citations",
     "retrieve_passages",
@@ -147,6 +151,31 @@ def retrieve_passages(
             raise ValueError(f"corpus has no text for document {doc_id!r} (row {row})")
         passages.append(Passage(number, doc_id, row, float(score), corpus[doc_id]))
     return passages
+
+
+def context_hit(queries: QuerySet, doc_embeddings: np.ndarray, k: int) -> np.ndarray:
+    """Per question: 1.0 when a relevant passage is among the ``k`` passages its prompt would hold, else 0.0.
+
+    What a model could cite at best: it cannot use a passage it never sees. The mean is the share
+    of questions whose context holds an answer (recall's "any relevant passage in the top k").
+
+    Parameters
+    ----------
+    queries : QuerySet (or a tuple/dict accepted by :func:`nudge.as_query_set`)
+        Question embeddings (n, d) and relevant document rows.
+    doc_embeddings : ndarray, shape (N, d)
+        Original or nudged document vectors (dot product).
+    k : int
+        Passages in the prompt.
+
+    Returns
+    -------
+    ndarray of float64, shape (n,)
+        Ready for :func:`nudge.evaluation.paired_difference` (before against after).
+    """
+    qs = as_query_set(queries, "queries")
+    k = check_positive_int(k, "k")
+    return (first_relevant_rank(qs.embeddings, doc_embeddings, qs.answers) <= k).astype(np.float64)
 
 
 def format_passages(passages: Sequence[Passage | str]) -> str:
@@ -282,3 +311,44 @@ def answer_question(client, question: str, passages: Sequence[Passage]) -> RagAn
     answer = client.complete(messages)
     citations = parse_citations(answer, [p.doc_id for p in passages])
     return RagAnswer(question, passages, tuple(messages), answer, citations)
+
+
+# --------------------------------------------------------------------------------------------------
+# Self-check of notebook 10's "your turn" exercise
+# --------------------------------------------------------------------------------------------------
+
+
+def check_context_hit(answer: object, k: int = 2):
+    """Notebook 10: share of the bundled hold-out test questions with a relevant passage in a top-``k``
+    prompt, with the NUDGE-N vectors. Returns a :class:`nudge.teaching.exercises.Check`."""
+    from ..estimator import Nudge
+    from ..teaching.bundled import load_tessera
+    from ..teaching.exercises import Check
+
+    if answer is None:
+        return Check(
+            False,
+            f"replace None with the share of test questions whose relevant passage is in a top-{k} prompt with "
+            "the NUDGE-N vectors (a number between 0 and 1), then run the cell again",
+        )
+    try:
+        value = float(answer)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return Check(False, f"expected a number between 0 and 1, got {answer!r}")
+    t = load_tessera()
+    docs, train, val, test = t.doc_embeddings, t.query_set("train"), t.query_set("val"), t.query_set("test")
+
+    def share(vectors: np.ndarray, cut: int) -> float:
+        return float(context_hit(test, vectors, cut).mean())
+
+    nudged = {m: Nudge(m).fit(docs, train, val).transform(docs) for m in ("M", "N")}
+    expected, original = share(nudged["N"], k), share(docs, k)
+    if abs(value - expected) < 5e-4:
+        return Check(True, f"{expected:.3f} with NUDGE-N against {original:.3f} with the original vectors (top {k})")
+    if abs(value - original) < 5e-4:
+        return Check(False, "that is the share with the original vectors: use vectors['NUDGE-N']")
+    if abs(value - share(nudged["M"], k)) < 5e-4:
+        return Check(False, "that is NUDGE-M's share: use vectors['NUDGE-N']")
+    if any(abs(value - share(nudged["N"], cut)) < 5e-4 for cut in (1, 3, 5)):
+        return Check(False, f"that is another prompt size: count the questions whose rank is <= {k}")
+    return Check(False, f"context_hit(test, vectors['NUDGE-N'], k={k}).mean(): the share of 1s")
