@@ -10,7 +10,9 @@ import sys
 import numpy as np
 import pytest
 import test_chat
+from conftest import REPO
 
+from nudge import Nudge
 from nudge.production.chat import ChatClient
 from nudge.production.cli import main
 from nudge.production.datasets import load_dataset
@@ -20,10 +22,13 @@ from nudge.production.rag import (
     Passage,
     answer_question,
     build_messages,
+    check_context_hit,
+    context_hit,
     format_passages,
     parse_citations,
     retrieve_passages,
 )
+from nudge.retrieval import search
 from nudge.teaching.bundled import data_dir, load_tessera
 
 PAIRS = data_dir() / "examples" / "support_pairs.csv"
@@ -267,3 +272,54 @@ def test_ask_runs_as_a_command(run_dir):
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("top 2 passages for")
     assert "no chat endpoint configured" in done.stdout
+
+
+# ------------------------------------------------------------------------------------------ notebook 10
+def test_context_hit_is_the_top_k_share(tessera):
+    test = tessera.query_set("test")
+    hits = {k: context_hit(test, tessera.doc_embeddings, k) for k in (1, 3, 5)}
+    assert hits[1].dtype == np.float64 and set(np.unique(hits[3])) <= {0.0, 1.0}
+    assert hits[1].mean() <= hits[3].mean() <= hits[5].mean()
+    top, _ = search(test.embeddings, tessera.doc_embeddings, k=3)
+    expected = [any(d in answers for d in row) for row, answers in zip(top.tolist(), test.answers, strict=True)]
+    np.testing.assert_array_equal(hits[3], np.array(expected, dtype=float))
+    with pytest.raises(ValueError, match="k must be a positive integer"):
+        context_hit(test, tessera.doc_embeddings, 0)
+
+
+def test_check_context_hit(tessera):
+    docs, train, val = tessera.doc_embeddings, tessera.query_set("train"), tessera.query_set("val")
+    test = tessera.query_set("test")
+    nudged = Nudge("N").fit(docs, train, val).transform(docs)
+    assert check_context_hit(context_hit(test, nudged, 2).mean())
+    assert "replace None" in repr(check_context_hit(None))
+    assert "original vectors" in repr(check_context_hit(context_hit(test, docs, 2).mean()))
+    assert "another prompt size" in repr(check_context_hit(context_hit(test, nudged, 5).mean()))
+    assert not check_context_hit("half")
+
+
+def test_notebook_10_sends_its_prompts_when_an_endpoint_is_configured(chat_service, monkeypatch, tmp_path):
+    """The endpoint branch of notebook 10 (nbval runs it without one) against the fake server."""
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
+    monkeypatch.setenv("OPENAI_BASE_URL", chat_service.base_url)
+    monkeypatch.setenv("NUDGE_CHAT_MODEL", MODEL)
+    monkeypatch.setenv("PYTHONPATH", ":".join(sys.path))
+    path = REPO / "notebooks" / "10_rag_answer.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    nbclient.NotebookClient(
+        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
+    outputs = {
+        i: "".join(o.get("text", "") for o in c.get("outputs", []))
+        for i, c in enumerate(nb.cells)
+        if c.cell_type == "code"
+    }
+    sending = next(text for text in outputs.values() if "requests," in text)
+    assert sending.count("  original: Register the URL") == 4 and sending.count("  NUDGE-M: Register the URL") == 4
+    assert "cites [" in sending and "problems: []" in sending
+    assert len(chat_service.requests) == 8
+    prompts = chat_service.user_prompts
+    assert all(p.startswith("Passages:\n\n[1] ") and "\n\n[3] " in p and "\n\n[4] " not in p for p in prompts)
+    assert all(API_KEY not in text for text in outputs.values())
