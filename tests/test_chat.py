@@ -216,7 +216,8 @@ def test_retries_are_logged_without_the_key(client, chat_service, caplog):
     with caplog.at_level(logging.DEBUG):
         client.complete(HELLO)
     assert "retrying in 0.0 s" in caplog.text
-    assert API_KEY not in caplog.text
+    assert [r.name for r in caplog.records] == ["nudge.production.chat"]
+    assert "slow down ***" in caplog.text and API_KEY not in caplog.text
 
 
 # ------------------------------------------------------------------------------------------ refusals

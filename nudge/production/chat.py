@@ -18,6 +18,7 @@ Standard library HTTP only, with the embedder's retries (:func:`~nudge.productio
 from __future__ import annotations
 
 import json
+import logging
 import math
 import numbers
 import os
@@ -32,6 +33,7 @@ __all__ = ["CHAT_MODEL_VARIABLE", "ChatClient", "ChatServiceError", "chat_config
 #: The environment variable naming the chat model (there is no default: sending prompts is opt-in).
 CHAT_MODEL_VARIABLE = "NUDGE_CHAT_MODEL"
 _ROLES = frozenset({"system", "user", "assistant"})
+log = logging.getLogger(__name__)
 
 
 class ChatServiceError(RuntimeError):
@@ -198,6 +200,7 @@ class ChatClient:
             service="the chat service",
             what=f"a prompt to {self.model_name!r}",
             on_send=sent,
+            logger=log,
         )
         return self._parse(raw)
 

@@ -555,6 +555,7 @@ def post_json(
     service: str = "the service",
     what: str = "a request",
     on_send: Callable[[], object] | None = None,
+    logger: logging.Logger | None = None,
 ) -> bytes:
     """POST ``payload`` as JSON to an OpenAI-compatible endpoint and return the raw answer body.
 
@@ -585,6 +586,8 @@ def post_json(
         Words for that message: "{service} failed 3 time(s) in a row for {what}; last problem: ...".
     on_send : callable, optional
         Called before every attempt (to count requests).
+    logger : logging.Logger, optional
+        Where each retry is logged as a warning (default this module's logger).
 
     Returns
     -------
@@ -629,7 +632,7 @@ def post_json(
                 f"{service} failed {attempts} time(s) in a row for {what}; last problem: {problem}", last_status
             )
         delay = wait if wait is not None else min(_FIRST_DELAY * 2.0**attempt, _MAX_DELAY)
-        log.warning("%s; retrying in %.1f s (attempt %d of %d)", problem, delay, attempt + 2, attempts)
+        (logger or log).warning("%s; retrying in %.1f s (attempt %d of %d)", problem, delay, attempt + 2, attempts)
         sleep(delay)
     raise AssertionError("unreachable")  # pragma: no cover
 
