@@ -44,6 +44,7 @@ from .._io import atomic_write, load_embeddings, save_embeddings
 from ..estimator import Nudge
 from ..evaluation import compare, evaluate_embeddings, format_table
 from ..pairs import QuerySet, split_queries
+from .ask import add_ask_parser
 from .datasets import JSONL_SUFFIXES, PAIR_TABLE_SUFFIXES, RetrievalDataset, load_dataset
 
 RUN_FILE = "run.json"
@@ -707,6 +708,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--embedder", choices=EMBEDDERS, help="override the run's embedder (same model only)")
     up.add_argument("--cache-dir", help="embedding cache folder for --embedder openai (default the run's)")
     up.set_defaults(func=cmd_update)
+    add_ask_parser(sub)  # `nudge ask` (ask.py): its parser dispatches to ask.run_ask
     return parser
 
 

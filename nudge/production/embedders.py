@@ -49,6 +49,7 @@ __all__ = [
     "check_texts",
     "document_text",
     "packaged_model_path",
+    "post_json",
     "scifact_reproduction_error",
 ]
 
@@ -457,46 +458,23 @@ class OpenAIEmbedder:
         payload: dict[str, Any] = {"model": self.model_name, "input": inputs, "encoding_format": "float"}
         if self.dimensions is not None:
             payload["dimensions"] = self.dimensions
-        body = json.dumps(payload).encode("utf-8")
-        headers = {
-            "Authorization": f"Bearer {self._api_key}",
-            "Content-Type": "application/json",
-            "Accept": "application/json",
-            "User-Agent": "nudge-kit",
-        }
-        attempts = self.max_retries + 1
-        for attempt in range(attempts):
-            request = urllib.request.Request(self._url, data=body, headers=headers, method="POST")
-            wait: float | None = None
+
+        def sent() -> None:
             self.requests_sent += 1
-            try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                    raw = response.read()
-            except urllib.error.HTTPError as err:
-                status = err.code
-                detail = _server_message(err)
-                if status not in _RETRY_STATUS and not 500 <= status < 600:
-                    raise self._refused(status, detail) from None
-                wait = _retry_after_seconds(err.headers)
-                problem, last_status = f"HTTP {status}: {detail}", status
-            except urllib.error.URLError as err:
-                if isinstance(err.reason, ssl.SSLCertVerificationError):
-                    raise EmbeddingServiceError(f"TLS certificate check failed for {self._url}: {err.reason}") from None
-                problem, last_status = f"cannot connect to {self._url}: {err.reason}", None
-            except (OSError, http.client.HTTPException) as err:  # dropped connection, timeout while reading
-                problem, last_status = f"connection to {self._url} failed: {type(err).__name__}: {err}", None
-            else:
-                return self._parse(raw, len(inputs))
-            if attempt == attempts - 1:
-                raise EmbeddingServiceError(
-                    f"the embedding service failed {attempts} time(s) in a row for a batch of {len(inputs)} texts; "
-                    f"last problem: {problem}",
-                    status=last_status,
-                )
-            delay = wait if wait is not None else min(_FIRST_DELAY * 2.0**attempt, _MAX_DELAY)
-            log.warning("%s; retrying in %.1f s (attempt %d of %d)", problem, delay, attempt + 2, attempts)
-            self._sleep(delay)
-        raise AssertionError("unreachable")  # pragma: no cover
+
+        raw = post_json(
+            self._url,
+            payload,
+            self._api_key,
+            timeout=self.timeout,
+            max_retries=self.max_retries,
+            sleep=self._sleep,
+            refused=self._refused,
+            service="the embedding service",
+            what=f"a batch of {len(inputs)} texts",
+            on_send=sent,
+        )
+        return self._parse(raw, len(inputs))
 
     def _refused(self, status: int, detail: str) -> EmbeddingServiceError:
         said = f" The server said: {detail}" if detail else ""
@@ -562,6 +540,101 @@ class OpenAIEmbedder:
         if isinstance(usage, dict) and isinstance(usage.get("prompt_tokens"), int):
             self.tokens_used += usage["prompt_tokens"]
         return np.stack(rows).astype(np.float32)  # type: ignore[arg-type]
+
+
+def post_json(
+    url: str,
+    payload: dict,
+    api_key: str,
+    *,
+    timeout: float,
+    max_retries: int,
+    refused: Callable[[int, str], Exception],
+    sleep: Callable[[float], object] = time.sleep,
+    error: Callable[[str, int | None], Exception] = EmbeddingServiceError,
+    service: str = "the service",
+    what: str = "a request",
+    on_send: Callable[[], object] | None = None,
+    logger: logging.Logger | None = None,
+) -> bytes:
+    """POST ``payload`` as JSON to an OpenAI-compatible endpoint and return the raw answer body.
+
+    The key goes in ``Authorization: Bearer``. HTTP 408, 429, every 5xx and dropped connections are
+    retried up to ``max_retries`` times with exponential backoff (1 s, 2 s, 4 s ... capped at 60 s),
+    or after the server's ``Retry-After`` / ``retry-after-ms`` when it sends one. The key is never
+    logged, and is replaced by ``***`` should a server echo it in an error message.
+
+    Parameters
+    ----------
+    url : str
+        The full endpoint, e.g. ``https://api.openai.com/v1/embeddings``.
+    payload : dict
+        The JSON request body.
+    api_key : str
+    timeout : float
+        Seconds to wait for each answer.
+    max_retries : int
+        Retries after the first attempt (0 = never retry).
+    refused : callable
+        ``refused(status, server_message)`` builds the exception raised at once for any other HTTP
+        error (401, 403, 404, 400 ...), so each client words its own one-line advice.
+    sleep : callable
+        ``sleep(seconds)`` between retries (tests pass a stub).
+    error : callable
+        ``error(message, status)`` builds the exception raised when every attempt failed.
+    service, what : str
+        Words for that message: "{service} failed 3 time(s) in a row for {what}; last problem: ...".
+    on_send : callable, optional
+        Called before every attempt (to count requests).
+    logger : logging.Logger, optional
+        Where each retry is logged as a warning (default this module's logger).
+
+    Returns
+    -------
+    bytes
+        The body of the first 2xx answer.
+    """
+    body = json.dumps(payload).encode("utf-8")
+    headers = {
+        "Authorization": f"Bearer {api_key}",
+        "Content-Type": "application/json",
+        "Accept": "application/json",
+        "User-Agent": "nudge-kit",
+    }
+
+    def redact(text: str) -> str:
+        return text.replace(api_key, "***") if api_key else text
+
+    attempts = max_retries + 1
+    for attempt in range(attempts):
+        request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+        wait: float | None = None
+        if on_send is not None:
+            on_send()
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                return response.read()
+        except urllib.error.HTTPError as err:
+            status = err.code
+            detail = redact(_server_message(err))
+            if status not in _RETRY_STATUS and not 500 <= status < 600:
+                raise refused(status, detail) from None
+            wait = _retry_after_seconds(err.headers)
+            problem, last_status = f"HTTP {status}: {detail}", status
+        except urllib.error.URLError as err:
+            if isinstance(err.reason, ssl.SSLCertVerificationError):
+                raise error(f"TLS certificate check failed for {url}: {err.reason}", None) from None
+            problem, last_status = f"cannot connect to {url}: {err.reason}", None
+        except (OSError, http.client.HTTPException) as err:  # dropped connection, timeout while reading
+            problem, last_status = f"connection to {url} failed: {type(err).__name__}: {err}", None
+        if attempt == attempts - 1:
+            raise error(
+                f"{service} failed {attempts} time(s) in a row for {what}; last problem: {problem}", last_status
+            )
+        delay = wait if wait is not None else min(_FIRST_DELAY * 2.0**attempt, _MAX_DELAY)
+        (logger or log).warning("%s; retrying in %.1f s (attempt %d of %d)", problem, delay, attempt + 2, attempts)
+        sleep(delay)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _server_message(err: urllib.error.HTTPError) -> str:
