@@ -248,14 +248,14 @@ def _from_client_library(exc: BaseException) -> bool:
 
 def _connect(spec: StoreSpec):
     if spec.kind == "qdrant":
-        from .stores import _import_qdrant
+        from .stores import import_qdrant
 
-        qdrant_client, _ = _import_qdrant()
+        qdrant_client, _ = import_qdrant()
         kwargs = {"path": str(spec.path)} if spec.path is not None else {"url": spec.url}
         return qdrant_client.QdrantClient(**kwargs)
-    from .stores import _import_pymilvus
+    from .stores import import_pymilvus
 
-    pymilvus = _import_pymilvus()
+    pymilvus = import_pymilvus()
     return pymilvus.MilvusClient(str(spec.path) if spec.path is not None else spec.url)
 
 
