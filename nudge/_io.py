@@ -246,3 +246,51 @@ def crash_point(name: str) -> None:
         import signal
 
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+# ---------------------------------------------------------------------------------- locking
+class file_lock:
+    """Context manager: an exclusive lock on ``path`` (a folder, or a file created if missing) between processes.
+
+    A second holder waits up to ``timeout`` seconds, then gets a ``ValueError`` naming ``what``.
+    The lock is released when the holder exits or dies (an OS lock: a killed process never leaves
+    a stale lock). Where ``fcntl`` is missing (Windows) it does nothing.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, timeout: float = 600.0, what: str | None = None) -> None:
+        self.path, self.timeout, self.what = Path(path), float(timeout), what or str(path)
+        self._fd: int | None = None
+
+    def __enter__(self):
+        import time
+
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX
+            return self
+        if self.path.is_dir():
+            fd = os.open(self.path, os.O_RDONLY)  # a folder: locking it leaves no file behind
+        elif not self.path.parent.is_dir():
+            raise ValueError(f"cannot lock {self.what}: folder {str(self.path.parent)!r} does not exist")
+        else:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    raise ValueError(
+                        f"{self.what} is in use by another nudge command (lock {str(self.path)!r} held for more "
+                        f"than {self.timeout:g} s): try again when it has finished; nothing was changed"
+                    ) from None
+                time.sleep(0.05)
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing releases the lock
+            self._fd = None

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..._corpus import fingerprint, normalise_block
-from ..._io import crash_point, same_rows
+from ..._io import crash_point, file_lock, same_rows
 from ..._validation import check_matrix
 from ...directions import nudge_m_rows, nudge_n_rows
 from ...estimator import NotFittedError
@@ -159,6 +159,20 @@ def apply_nudge_to_store(
     _check_model_fits_store(model, store, doc_ids, embeddings)
     backup = Path(backup)
     run = run if run is not None else f"embeddings:{model.embeddings_sha256_}"
+    if dry_run:
+        return _apply(store, model, doc_ids, backup, embeddings, True, run, force)
+    with _backup_lock(backup):  # two applies with one backup: the second waits, then sees the first's writes
+        return _apply(store, model, doc_ids, backup, embeddings, False, run, force)
+
+
+def _backup_lock(backup: Path) -> file_lock:
+    """A lock on the backup's folder (no lock file is left behind)."""
+    if not backup.parent.is_dir():
+        raise ValueError(f"backup {str(backup)!r}: folder {str(backup.parent)!r} does not exist")
+    return file_lock(backup.parent, what=f"backup {str(backup)!r}")
+
+
+def _apply(store, model, doc_ids, backup: Path, embeddings, dry_run: bool, run: str, force: bool) -> StoreReport:
     old = _existing_backup(backup, store, run)
     moved_rows = np.asarray(model.moved_, dtype=np.int64)
     moved = [doc_ids[i] for i in moved_rows]
@@ -220,6 +234,13 @@ def rollback_store(
     The backup file is kept: applying again later reads the originals from it.
     """
     path = Path(backup)
+    if not path.is_file():
+        raise ValueError(f"backup {str(path)!r} does not exist: an apply writes it, so nothing was applied with it")
+    with _backup_lock(path):
+        return _rollback(store, path, run, force)
+
+
+def _rollback(store: VectorStore, path: Path, run: str | None, force: bool) -> StoreReport:
     data = read_backup(path)
     problem = binding_problem(data, store, run)
     if problem and not force:
