@@ -107,7 +107,7 @@ def test_a_damaged_backup_is_named_and_nothing_is_written(how, tmp_path):
         lambda: rollback_store(store, backup),
         lambda: apply_nudge_to_store(store, model, t.doc_ids, backup=backup),
     ):
-        with pytest.raises(ValueError, match="backup '.*store_backup.npz'"):
+        with pytest.raises(ValueError, match=r"backup '.*store_backup.npz'"):
             call()
     np.testing.assert_array_equal(store.fetch(t.doc_ids), before)
 
