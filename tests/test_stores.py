@@ -308,7 +308,7 @@ def test_backup_is_written_atomically_before_the_store_changes(backend, data, mo
         raise ConnectionError("connection lost")
 
     monkeypatch.setattr(fresh, "upsert", flaky_upsert)
-    with pytest.raises(RuntimeError, match="ConnectionError: connection lost.*run the same command again"):
+    with pytest.raises(RuntimeError, match=r"ConnectionError: connection lost.*run the same command again"):
         apply_nudge_to_store(fresh, model, ids, backup=failing / "backup.npz")
     monkeypatch.undo()
     assert not np.array_equal(fresh.fetch(ids), emb)
