@@ -136,6 +136,8 @@ def _recover(folder: Path) -> None:
                         os.replace(staging / name, folder / name)
                 for name in names.get("remove", []):
                     (folder / name).unlink(missing_ok=True)
+                print(f"finished writing {', '.join(names.get('move', []))} in {folder} (a command was interrupted "
+                      "after it had written them all)", file=sys.stderr)  # fmt: skip
         shutil.rmtree(staging, ignore_errors=True)
 
 
