@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
 
+import numpy as np
 import pytest
 
 from nudge import NudgeState
@@ -131,3 +133,37 @@ def test_a_refit_sets_the_previous_run_aside_and_a_failed_one_changes_nothing(ru
     assert previous and "set aside" in out
     assert {p.name: p.read_bytes() for p in previous[-1].iterdir() if p.is_file()} == before
     assert json.loads((target / "run.json").read_text())["seed"] == 1
+
+
+def test_a_backup_of_another_run_is_refused_and_kept(run, tmp_path, capsys):
+    if os.environ.get("NUDGE_REQUIRE_STORES") != "1":
+        pytest.importorskip("qdrant_client")
+    other = tmp_path / "other"
+    assert main(["fit", str(PAIRS), "--out", str(other), "--embedder", "tessera", "--seed", "2"]) == 0
+    mine = shutil.copytree(run, tmp_path / "run")
+    where = ["--store", f"qdrant:{tmp_path / 'q'}", "--collection", "docs"]
+    assert main(["load", str(mine), *where]) == 0 and main(["apply", str(mine), *where]) == 0
+    backup = mine / "store_backup.npz"
+    kept = backup.read_bytes()
+    capsys.readouterr()
+    for command in ("rollback", "apply"):
+        assert main([command, str(other), *where, "--backup", str(backup)]) == 2
+        assert "belongs to another run" in error(capsys)
+    assert backup.read_bytes() == kept
+    assert main(["rollback", str(mine), *where]) == 0
+
+
+def test_a_backup_of_an_older_version_needs_force(tmp_path):
+    from nudge._io import save_artifact
+    from nudge.production.stores import InMemoryStore, rollback_store
+
+    t = load_tessera()
+    ids, emb = list(t.doc_ids), t.doc_embeddings
+    store = InMemoryStore.from_embeddings(ids, emb)
+    store.upsert(ids[:2], -emb[:2])
+    meta = {"format": "nudge-store-backup/1", "embeddings_sha256": "x", "dimension": emb.shape[1], "store": "?"}
+    save_artifact(tmp_path / "old.npz", meta, {"ids": np.array(ids[:2]), "vectors": emb[:2]})
+    with pytest.raises(ValueError, match=r"older version of the kit.*force=True"):
+        rollback_store(store, tmp_path / "old.npz")
+    rollback_store(store, tmp_path / "old.npz", force=True)
+    np.testing.assert_array_equal(store.fetch(ids), emb)
