@@ -13,6 +13,7 @@ __all__ = [
     "plane_2d",
     "plot_intervals",
     "plot_movement",
+    "plot_plane_moves",
     "plot_score_lines",
     "toy_problem",
 ]
@@ -216,6 +217,48 @@ def plane_2d(e, g, *arrays):
         raise ValueError("g: parallel to e, so the two span no plane")
     basis = np.stack([x, y / norm])
     return [np.atleast_2d(np.asarray(a, float)) @ basis.T for a in arrays]
+
+
+def plot_plane_moves(e, g, moved: dict, queries=None, ax=None, title=None, legend="best"):
+    """One document's moves drawn in the exact plane of ``e`` and its query sum ``g`` (see :func:`plane_2d`).
+
+    Draws the unit circle, the origin, the ray towards ``g``, the (projected) training questions,
+    the document before (hollow) and after each method (filled, one colour per method, with an
+    arrow). NUDGE-M and NUDGE-N move inside this plane, so their steps are true to length.
+
+    Parameters
+    ----------
+    e, g : ndarray, shape (d,)
+        The document (unit length) and its query sum.
+    moved : dict of str -> ndarray, shape (d,)
+        Method name -> the document's new vector.
+    queries : ndarray, shape (n, d), optional
+        The document's training questions (projected onto the plane).
+    """
+    ax = _ax(ax)
+    (pe,) = plane_2d(e, g, e)
+    t = np.linspace(0, 2 * np.pi, 361)
+    ax.plot(np.cos(t), np.sin(t), color="lightgrey", linewidth=1)
+    ax.scatter([0], [0], marker="+", color="grey")
+    (pg,) = plane_2d(e, g, np.asarray(g, float) / np.linalg.norm(g))
+    ax.plot([0, 1.6 * pg[0, 0]], [0, 1.6 * pg[0, 1]], color="grey", linestyle=":", linewidth=1, label="direction of G")
+    if queries is not None:
+        (pq,) = plane_2d(e, g, queries)
+        ax.scatter(pq[:, 0], pq[:, 1], marker="x", s=25, color="grey", alpha=0.8, label="training questions")
+    ax.scatter(pe[:, 0], pe[:, 1], s=80, facecolors="none", edgecolors="black", label="document before")
+    for i, (name, vec) in enumerate(moved.items()):
+        (pv,) = plane_2d(e, g, vec)
+        colour = f"C{i % 10}"
+        length = np.linalg.norm(vec)
+        ax.scatter(pv[:, 0], pv[:, 1], s=60, color=colour, label=f"{name} (length {length:.2f})")
+        ax.annotate("", xy=tuple(pv[0]), xytext=tuple(pe[0]), arrowprops={"arrowstyle": "->", "color": colour})
+    ax.set_aspect("equal", adjustable="box")
+    ax.set_xlabel("along the document")
+    ax.set_ylabel("towards G, orthogonal to the document")
+    if title:
+        ax.set_title(title)
+    ax.legend(loc=legend, fontsize="x-small")
+    return ax
 
 
 def toy_problem(seed: int = 4, n_docs: int = 4, queries_per_doc: int = 3):
