@@ -94,8 +94,8 @@ def test_inputs_are_not_modified_and_rows_are_normalised_first(problem, cls):
 
 
 def test_default_grids():
-    assert CONTROL_FACTORS[0] == 1.0 and CONTROL_FACTORS[-1] == 1.5 and len(CONTROL_FACTORS) == 101
-    assert GUIDE_GRID[0] == 0.0 and GUIDE_GRID[-1] == 0.2 and len(GUIDE_GRID) == 201
+    assert CONTROL_FACTORS[0] == 1.0 and CONTROL_FACTORS[-1] == 2.0 and len(CONTROL_FACTORS) == 201
+    assert GUIDE_GRID[0] == 0.0 and GUIDE_GRID[-1] == 1.0 and len(GUIDE_GRID) == 1001
     assert repr(PopularityControl()) == "PopularityControl()" and repr(GuideNudge([0.1])) == "GuideNudge(grid=[0.1])"
 
 
