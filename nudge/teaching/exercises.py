@@ -154,7 +154,8 @@ def _hits(doc_embeddings: np.ndarray, queries) -> np.ndarray:
 def _validation_overlap() -> int:
     from ..pairs import split_queries
 
-    n = len(_tessera().query_ids)
+    t = _tessera()
+    n = len(t.query_ids) - len(t.split.get("test_never_asked", []))  # the labelled questions only
     a, b = (set(split_queries(n, val_fraction=0.2, test_fraction=0.2, seed=s).val.tolist()) for s in (0, 1))
     return len(a & b)
 
