@@ -305,7 +305,7 @@ def _seed_gain(seed: int):
     return best, paired_difference(_hits(docs, sets["test"]), _hits(models[best].transform(docs), sets["test"]))
 
 
-def check_seed_gain(answer: object, seed: int = 1) -> Check:
+def check_seed_gain(answer: object, seed: int = 2) -> Check:
     """Notebook 08: with ``SEED = seed``, the lower end of the paired 95% interval of the chosen method's test gain."""
     if answer is None:
         return _todo(f"the lower end (.low) of the paired interval of the test hit@1 gain with SEED = {seed}")
@@ -348,5 +348,5 @@ def accepted_answer(check: str):
     if check == "check_fixed_gamma_weeks":
         return _fixed_gamma_weeks()[0]
     if check == "check_seed_gain":
-        return _seed_gain(1)[1].low
+        return _seed_gain(2)[1].low
     raise ValueError(f"check: no self-check named {check!r}")
