@@ -104,6 +104,9 @@ def test_never_asked_questions_are_never_training_in_any_week():
     # the weekly batches of the streaming lesson never hold a week-1 question
     for week in weekly_batches(load_tessera(week=2), n_weeks=3, seed=0):
         assert not set(week["questions"]) & (labelled | set(held))
+    batches = weekly_batches(load_tessera(), n_weeks=2)  # even on week 1, no hold-out question
+    used = {q for week in batches for q in week["questions"]}
+    assert used == set(split["train"]) | set(split["val"])
 
 
 def test_never_asked_holdout_is_seeded_and_set_aside_whole():

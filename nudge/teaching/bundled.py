@@ -205,14 +205,19 @@ def weekly_batches(data: Tessera, n_weeks: int = 3, seed: int = 0, val_fraction:
     """Cut ``data``'s questions into ``n_weeks`` seeded batches, each split by question into
     training and validation ids (the streaming lesson's weeks).
 
+    Hold-out test questions (``data.split["test"]`` and ``["test_never_asked"]``) are never in a
+    batch: with week 2's data (no hold-out) every question is used.
+
     Returns a list of ``{"questions": ids, "train": ids, "val": ids}``, one per week.
     """
     if not isinstance(n_weeks, int) or n_weeks < 1:
         raise ValueError(f"n_weeks must be a positive integer, got {n_weeks!r}")
-    order = np.random.default_rng(seed).permutation(len(data.query_ids))
+    held_out = set(data.split.get("test", [])) | set(data.split.get("test_never_asked", []))
+    pool = [q for q in data.query_ids if q not in held_out]
+    order = np.random.default_rng(seed).permutation(len(pool))
     weeks = []
     for number, rows in enumerate(np.array_split(order, n_weeks)):
-        ids = [data.query_ids[i] for i in rows]
+        ids = [pool[i] for i in rows]
         split = split_queries(len(ids), val_fraction=val_fraction, test_fraction=0.0, seed=seed + number)
         weeks.append({"questions": ids, "train": [ids[i] for i in split.train], "val": [ids[i] for i in split.val]})
     return weeks
