@@ -77,16 +77,22 @@ def check_quickstart(answer: object) -> Check:
     """Notebook 00: test nDCG@10 of NUDGE-M (the quick start with "M" instead of "N")."""
     if answer is None:
         return _todo("NUDGE-M's nDCG@10 on the test questions (a number between 0 and 1)")
-    from ..evaluation import evaluate_embeddings
+    from ..evaluation import evaluate_embeddings, paired_difference
 
     t = _tessera()
-    expected = evaluate_embeddings(_fit("M").transform(t.doc_embeddings), t.query_set("test"))["ndcg@10"]
+    m, n = (evaluate_embeddings(_fit(x).transform(t.doc_embeddings), t.query_set("test")) for x in ("M", "N"))
+    expected = m["ndcg@10"]
     value = _number(answer)
     if value is None:
         return Check(False, f"expected a number, got {answer!r}")
     if abs(value - expected) < 5e-4:
-        return Check(True, f"NUDGE-M reaches nDCG@10 = {expected:.3f} on the test questions")
-    if abs(value - evaluate_embeddings(_fit("N").transform(t.doc_embeddings), t.query_set("test"))["ndcg@10"]) < 5e-4:
+        diff = paired_difference(n["per_query"]["ndcg@10"], m["per_query"]["ndcg@10"])
+        verdict = "a clear difference" if diff.clear else "within the noise: no clear winner on these questions"
+        return Check(
+            True,
+            f"NUDGE-M reaches nDCG@10 = {expected:.3f} on the test questions; minus NUDGE-N's: {diff}, {verdict}",
+        )
+    if abs(value - n["ndcg@10"]) < 5e-4:
         return Check(False, 'that is NUDGE-N\'s score: fit Nudge("M") instead')
     return Check(False, "evaluate the test questions on the NUDGE-M vectors (evaluate_embeddings(...)['ndcg@10'])")
 
