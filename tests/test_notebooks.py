@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from conftest import REPO
 
-from tools.run_notebooks import notebook_paths, problems
+from tools.run_notebooks import clean, notebook_paths, problems
 
 NOTEBOOKS = notebook_paths()
 EXPECTED = {"00", "01", "02", "03", "04", "05", "06", "07", "08"}
@@ -90,3 +90,18 @@ def test_no_output_gives_the_exercise_away(path):
 def test_the_giveaway_check_can_fail():
     assert _shown(0.6907, "hit@1 0.691") and _shown(27, "27 questions") and _shown("ops-001", "ops-001!")
     assert not _shown(27, "line 1027") and not _shown(0.6907, "0.6912")
+
+
+def test_clean_joins_split_stream_outputs():
+    out = lambda name, text: {"output_type": "stream", "name": name, "text": [text]}  # noqa: E731
+    cell = {
+        "cell_type": "code",
+        "metadata": {},
+        "outputs": [out("stdout", "a\n"), out("stdout", "b\n"), out("stderr", "w\n")],
+    }
+    nb = clean({"metadata": {"widgets": {}}, "cells": [cell]})
+    assert "widgets" not in nb["metadata"]
+    assert nb["cells"][0]["outputs"] == [
+        {"output_type": "stream", "name": "stdout", "text": ["a\n", "b\n"]},
+        {"output_type": "stream", "name": "stderr", "text": ["w\n"]},
+    ]
