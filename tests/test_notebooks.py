@@ -9,10 +9,11 @@ from __future__ import annotations
 import json
 import re
 
+import numpy as np
 import pytest
 from conftest import REPO
 
-from tools.run_notebooks import notebook_paths, problems
+from tools.run_notebooks import clean, notebook_paths, problems
 
 NOTEBOOKS = notebook_paths()
 EXPECTED = {"00", "01", "02", "03", "04", "05", "06", "07", "08"}
@@ -49,3 +50,58 @@ def test_notebook_structure(path):
 def test_nbval_sanitisers_are_explicit():
     cfg = (REPO / "notebooks" / "nbval_sanitize.cfg").read_text()
     assert "regex:" in cfg and "replace:" in cfg
+
+
+def _output_text(nb: dict) -> str:
+    out = []
+    for cell in nb["cells"]:
+        for o in cell.get("outputs", []):
+            out.append("".join(o.get("text", "")))
+            out.append("".join(o.get("data", {}).get("text/plain", "")))
+    return "\n".join(out)
+
+
+def _shown(value, text: str) -> bool:
+    """Whether ``value`` appears in ``text`` as the notebooks print it."""
+    if isinstance(value, str):
+        return value in text
+    if isinstance(value, (int, np.integer)):
+        return re.search(rf"(?<![\d.]){int(value)}(?![\d.])", text) is not None
+    if isinstance(value, (float, np.floating)):
+        forms = {f"{value:.3f}", f"{value:+.3f}", f"{value:.4f}", f"{value:.1%}", f"{value:.0%}"}
+        return any(re.search(rf"(?<![\d.]){re.escape(f)}(?!\d)", text) for f in forms)
+    vector = np.asarray(value, dtype=float)  # a vector answer: its first entries, as numpy prints them
+    return any(f"{x:.4f}" in text or f"{x:.8f}" in text for x in vector[:3])
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_no_output_gives_the_exercise_away(path):
+    """The value a notebook's own self-check accepts is not printed anywhere in that notebook."""
+    from nudge.teaching.exercises import accepted_answer
+
+    nb = json.loads(path.read_text())
+    name = re.search(r"\b(check_\w+)\(", "".join(nb["cells"][-1]["source"])).group(1)
+    value = accepted_answer(name)
+    for cell in nb["cells"][:-1]:
+        cell_text = _output_text({"cells": [cell]})
+        assert not _shown(value, cell_text), f"{path.name}: an output shows {name}'s accepted answer {value!r}"
+
+
+def test_the_giveaway_check_can_fail():
+    assert _shown(0.6907, "hit@1 0.691") and _shown(27, "27 questions") and _shown("ops-001", "ops-001!")
+    assert not _shown(27, "line 1027") and not _shown(0.6907, "0.6912")
+
+
+def test_clean_joins_split_stream_outputs():
+    out = lambda name, text: {"output_type": "stream", "name": name, "text": [text]}  # noqa: E731
+    cell = {
+        "cell_type": "code",
+        "metadata": {},
+        "outputs": [out("stdout", "a\n"), out("stdout", "b\n"), out("stderr", "w\n")],
+    }
+    nb = clean({"metadata": {"widgets": {}}, "cells": [cell]})
+    assert "widgets" not in nb["metadata"]
+    assert nb["cells"][0]["outputs"] == [
+        {"output_type": "stream", "name": "stdout", "text": ["a\n", "b\n"]},
+        {"output_type": "stream", "name": "stderr", "text": ["w\n"]},
+    ]

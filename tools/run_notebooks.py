@@ -28,7 +28,7 @@ def notebook_paths(names: list[str] | None = None) -> list[Path]:
 
 
 def clean(nb: dict) -> dict:
-    """Remove widget state and execution timing metadata; pin the kernelspec to python3."""
+    """Remove widget state and execution timing metadata; join split stream outputs; pin the kernelspec to python3."""
     nb.setdefault("metadata", {}).pop("widgets", None)
     nb["metadata"]["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
     for cell in nb["cells"]:
@@ -36,7 +36,23 @@ def clean(nb: dict) -> dict:
         if cell["cell_type"] == "code":
             for out in cell.get("outputs", []):
                 out.get("metadata", {}).pop("execution", None)
+            cell["outputs"] = _merged_streams(cell.get("outputs", []))
     return nb
+
+
+def _merged_streams(outputs: list) -> list:
+    """Join consecutive stream outputs of the same name (stdout/stderr): how the kernel chunks
+    printed text varies from run to run, and the committed file should not."""
+    merged: list = []
+    for out in outputs:
+        prev = merged[-1] if merged else None
+        if out.get("output_type") == "stream" and prev is not None and prev.get("output_type") == "stream":
+            if prev.get("name") == out.get("name"):
+                text = "".join(prev.get("text", "")) + "".join(out.get("text", ""))
+                prev["text"] = text.splitlines(keepends=True)
+                continue
+        merged.append(out)
+    return merged
 
 
 def run(path: Path) -> None:
@@ -69,6 +85,8 @@ def problems(path: Path) -> list[str]:
             found.append(f"{name} cell {i}: execution_count {cell.get('execution_count')}, expected {count} (run all)")
         if re.search(r"^\s*(def|class) ", text, re.M):
             found.append(f"{name} cell {i}: defines a function or class; put library code in nudge/")
+        if len(_merged_streams([dict(o) for o in cell.get("outputs", [])])) != len(cell.get("outputs", [])):
+            found.append(f"{name} cell {i}: printed text split over several stream outputs (run the tool to join them)")
         for out in cell.get("outputs", []):
             if out.get("output_type") == "error":
                 found.append(f"{name} cell {i}: raised {out.get('ename')}: {out.get('evalue', '')[:200]}")

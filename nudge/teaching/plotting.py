@@ -7,7 +7,16 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["pca_2d", "plot_intervals", "plot_movement", "plot_score_lines", "toy_problem"]
+__all__ = [
+    "answer_interval",
+    "pca_2d",
+    "plane_2d",
+    "plot_intervals",
+    "plot_movement",
+    "plot_plane_moves",
+    "plot_score_lines",
+    "toy_problem",
+]
 
 
 def _ax(ax):
@@ -104,11 +113,36 @@ def plot_intervals(lo, hi, chosen=None, ax=None, max_rows: int = 40, x_max: floa
     return ax
 
 
-def plot_score_lines(scores, slopes, answer, labels=None, gamma_max: float = 1.0, ax=None, top: int = 5):
+def answer_interval(scores, slopes, answer) -> tuple[float, float, int | None, int | None]:
+    """The gammas ``[lo, hi]`` (``gamma >= 0``) where document ``answer`` scores highest, and who sets them.
+
+    Every score is a line ``s_j + gamma * t_j``; the answer is first where its line is above all
+    others. Returns ``(lo, hi, j_lo, j_hi)``: ``j_lo`` is the document the answer overtakes at
+    ``lo`` (None when ``lo`` is 0), ``j_hi`` the one that overtakes it at ``hi`` (None when
+    ``hi`` is inf). ``lo > hi`` means the answer is never first.
+    """
+    s, t = np.asarray(scores, float), np.asarray(slopes, float)
+    others = np.delete(np.arange(s.size), answer)
+    gap, gain = s[others] - s[answer], t[answer] - t[others]  # first iff gap <= gamma * gain
+    lo, hi, j_lo, j_hi = 0.0, np.inf, None, None
+    for j, g, r in zip(others, gap, gain, strict=True):
+        if r > 0 and g / r > lo:
+            lo, j_lo = g / r, int(j)
+        elif r < 0 and g / r < hi:
+            hi, j_hi = g / r, int(j)
+        elif r == 0 and g > 0:
+            return np.inf, 0.0, int(j), int(j)  # a flat line above the answer's parallel line: never first
+    return float(lo), float(hi), j_lo, j_hi
+
+
+def plot_score_lines(
+    scores, slopes, answer, labels=None, gamma_max: float | None = None, ax=None, top: int = 3, relative: bool = False
+):
     """NUDGE-M seen from one question: every document's score is a line ``s_j + gamma * t_j``.
 
-    Draws the answer's line (thick) and the ``top`` competitors that score highest somewhere on
-    ``[0, gamma_max]``, and shades the gammas where the answer ranks first.
+    Draws the answer's line (thick), the documents that set both ends of the interval where the
+    answer ranks first, the best document that does not move (flat, dashed), and the ``top``
+    other highest lines; shades that interval and marks its ends.
 
     Parameters
     ----------
@@ -118,24 +152,112 @@ def plot_score_lines(scores, slopes, answer, labels=None, gamma_max: float = 1.0
         Row of the relevant document.
     labels : sequence of str, optional
         A label per document (e.g. titles).
+    gamma_max : float, optional
+        Right end of the gamma axis; by default a quarter past the interval's right end.
+    relative : bool
+        Draw every line minus the answer's line: the answer is then the zero line, and the
+        interval ends are where another line crosses zero (easier to read for close calls).
     """
     ax = _ax(ax)
     scores, slopes = np.asarray(scores, float), np.asarray(slopes, float)
+    lo, hi, j_lo, j_hi = answer_interval(scores, slopes, answer)
+    if gamma_max is None:
+        ends = [x for x in (lo, hi) if np.isfinite(x) and x > 0]
+        gamma_max = 1.25 * max(ends) if ends else 1.0
     grid = np.linspace(0, gamma_max, 200)
     lines = scores[:, None] + grid[None, :] * slopes[:, None]
+    if relative:
+        lines = lines - lines[answer]
     others = np.delete(np.arange(scores.size), answer)
-    best_other = lines[others].max(axis=0)
-    ranked = others[np.argsort(-lines[others].max(axis=1))][:top]
-    for j in ranked:
-        ax.plot(grid, lines[j], linewidth=1, label=(labels[j][:30] if labels is not None else f"doc {j}"))
-    name = labels[answer][:30] if labels is not None else f"doc {answer}"
-    ax.plot(grid, lines[answer], color="black", linewidth=2.5, label=f"answer: {name}")
-    ax.fill_between(
-        grid, ax.get_ylim()[0], ax.get_ylim()[1], where=lines[answer] >= best_other, color="green", alpha=0.1
-    )
+    flat = others[slopes[others] == 0]
+    shown = [j for j in (j_lo, j_hi) if j is not None]
+    if flat.size:
+        shown.append(int(flat[np.argmax(scores[flat])]))
+    ranked = others[np.argsort(-lines[others].max(axis=1))]
+    shown += [int(j) for j in ranked if j not in shown][:top]
+    shown = list(dict.fromkeys(shown))
+
+    def name(j):
+        return labels[j][:30] if labels is not None else f"doc {j}"
+
+    for j in shown:
+        role = " (sets lo)" if j == j_lo else " (sets hi)" if j == j_hi else ""
+        moves = "" if slopes[j] else ", does not move"
+        ax.plot(grid, lines[j], linewidth=1, linestyle="--" if not slopes[j] else "-", label=name(j) + role + moves)
+    ax.plot(grid, lines[answer], color="black", linewidth=2.5, label=f"answer: {name(answer)}")
+    if lo <= hi:
+        right = min(hi, gamma_max)
+        ax.axvspan(lo, right, color="green", alpha=0.1, label=f"answer first: [{lo:.3f}, {hi:.3f}]")
+        for x in (lo, hi):
+            if 0 < x <= gamma_max:
+                ax.axvline(x, color="green", linestyle=":", linewidth=1)
+    ends = [abs(lines[j, 0]) for j in (j_lo, j_hi) if j is not None]
+    if relative and ends and max(ends) > 0:  # zoom on the close calls at both ends of the interval
+        ax.set_ylim(-2 * max(ends), 2 * max(ends))
+    ax.set_xlim(0, gamma_max)
     ax.set_xlabel("gamma")
-    ax.set_ylabel("score q . e'")
+    ax.set_ylabel("score minus the answer's score" if relative else "score q . e'")
     ax.legend(loc="best", fontsize="x-small")
+    return ax
+
+
+def plane_2d(e, g, *arrays):
+    """Exact 2-D coordinates in the plane of a document ``e`` and its query sum ``g``.
+
+    The first axis is ``e/||e||``, the second the unit part of ``g`` orthogonal to it. NUDGE-M and
+    NUDGE-N move ``e`` inside this plane, so their moves are drawn true to length and angle;
+    other vectors (questions) are projected onto the plane. Returns one (n_i, 2) array per input
+    (each (n_i, d) or (d,)).
+    """
+    e, g = np.asarray(e, float), np.asarray(g, float)
+    x = e / np.linalg.norm(e)
+    y = g - (g @ x) * x
+    norm = np.linalg.norm(y)
+    if norm <= 1e-12 * np.linalg.norm(g):
+        raise ValueError("g: parallel to e, so the two span no plane")
+    basis = np.stack([x, y / norm])
+    return [np.atleast_2d(np.asarray(a, float)) @ basis.T for a in arrays]
+
+
+def plot_plane_moves(e, g, moved: dict, queries=None, ax=None, title=None, legend="best"):
+    """One document's moves drawn in the exact plane of ``e`` and its query sum ``g`` (see :func:`plane_2d`).
+
+    Draws the unit circle, the origin, the ray towards ``g``, the (projected) training questions,
+    the document before (hollow) and after each method (filled, one colour per method, with an
+    arrow). NUDGE-M and NUDGE-N move inside this plane, so their steps are true to length.
+
+    Parameters
+    ----------
+    e, g : ndarray, shape (d,)
+        The document (unit length) and its query sum.
+    moved : dict of str -> ndarray, shape (d,)
+        Method name -> the document's new vector.
+    queries : ndarray, shape (n, d), optional
+        The document's training questions (projected onto the plane).
+    """
+    ax = _ax(ax)
+    (pe,) = plane_2d(e, g, e)
+    t = np.linspace(0, 2 * np.pi, 361)
+    ax.plot(np.cos(t), np.sin(t), color="lightgrey", linewidth=1)
+    ax.scatter([0], [0], marker="+", color="grey")
+    (pg,) = plane_2d(e, g, np.asarray(g, float) / np.linalg.norm(g))
+    ax.plot([0, 1.6 * pg[0, 0]], [0, 1.6 * pg[0, 1]], color="grey", linestyle=":", linewidth=1, label="direction of G")
+    if queries is not None:
+        (pq,) = plane_2d(e, g, queries)
+        ax.scatter(pq[:, 0], pq[:, 1], marker="x", s=25, color="grey", alpha=0.8, label="training questions")
+    ax.scatter(pe[:, 0], pe[:, 1], s=80, facecolors="none", edgecolors="black", label="document before")
+    for i, (name, vec) in enumerate(moved.items()):
+        (pv,) = plane_2d(e, g, vec)
+        colour = f"C{i % 10}"
+        length = np.linalg.norm(vec)
+        ax.scatter(pv[:, 0], pv[:, 1], s=60, color=colour, label=f"{name} (length {length:.2f})")
+        ax.annotate("", xy=tuple(pv[0]), xytext=tuple(pe[0]), arrowprops={"arrowstyle": "->", "color": colour})
+    ax.set_aspect("equal", adjustable="box")
+    ax.set_xlabel("along the document")
+    ax.set_ylabel("towards G, orthogonal to the document")
+    if title:
+        ax.set_title(title)
+    ax.legend(loc=legend, fontsize="x-small")
     return ax
 
 
