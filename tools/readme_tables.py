@@ -39,9 +39,8 @@ def write(path: Path = README) -> None:
     text = path.read_text()
     blocks(text)  # every marker present
     for marker, table in tables().items():
-        text = re.sub(
-            rf"(<!-- demo:{marker} -->\n```\n).*?(\n```)", lambda m, t=table: m.group(1) + t + m.group(2), text, flags=re.S
-        )
+        pattern = rf"(<!-- demo:{marker} -->\n```\n).*?(\n```)"
+        text = re.sub(pattern, lambda m, t=table: m.group(1) + t + m.group(2), text, flags=re.S)
     tmp = path.with_suffix(".md.tmp")
     tmp.write_text(text)
     tmp.replace(path)
