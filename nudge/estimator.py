@@ -4,35 +4,208 @@
 chooses gamma on the validation queries (MaxA-EFT) and returns ``self``; learned state ends in
 ``_``. ``transform`` applies the movement to the embeddings the estimator was fitted on (checked
 by a SHA-256 fingerprint), and ``save``/``load`` keep a fitted result with its metadata.
+
+The pipeline itself is :func:`fit_nudge`, shared with the nudge-ft drop-in
+(:mod:`nudge.production.compat`) and with fitting against a vector store
+(:mod:`nudge.production.remote`): they differ only in how they read the documents.
 """
 
 from __future__ import annotations
 
 import logging
+import numbers
 import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple, Protocol
 
 import numpy as np
 
-from . import __version__
-from ._corpus import DEFAULT_CHUNK_SIZE, corpus_pass, fingerprint, normalise_block
+from ._corpus import DEFAULT_CHUNK_SIZE, MatrixCorpus, fingerprint, normalise_rows
 from ._io import load_artifact, save_artifact
-from ._validation import check_gamma, check_matrix, check_positive_int
+from ._validation import FLOAT_DTYPES, check_gamma, check_matrix, check_positive_int
+from ._version import __version__
 from .apply import check_method, move_rows
-from .directions import _query_sums, moved_rows, unit_rows
-from .gamma import REFERENCE_GRID, choose_gamma, prepare_validation
+from .directions import moved_rows, query_sums_csr, unit_rows
+from .gamma import REFERENCE_GRID, ValidationContext, build_context, choose_gamma
 from .pairs import as_query_set, validate_query_set
 
-__all__ = ["NotFittedError", "Nudge"]
+__all__ = ["Corpus", "NotFittedError", "Nudge", "NudgeFit", "NudgeParams", "check_params", "fit_nudge"]
 
 log = logging.getLogger(__name__)
 _FORMAT = "nudge-fit/1"
+GAMMA_CHOICES = ("middle", "smallest")
 
 
 class NotFittedError(ValueError):
     """Raised when a method needs a fitted estimator."""
 
 
+# ---------------------------------------------------------------------------------- parameters
+class NudgeParams(NamedTuple):
+    """Checked parameters of a NUDGE fit (see :class:`Nudge` for their meaning)."""
+
+    method: str  # "M" or "N"
+    gamma: float | None  # fixed step size, or None to choose it
+    k: int
+    grid: tuple[float, ...] | None  # NUDGE-N's grid when gamma is chosen, else None
+    chunk_size: int
+    val_batch_size: int
+    gamma_choice: str
+
+
+def check_params(
+    method: object = "N",
+    *,
+    gamma: object = None,
+    k: object = 1,
+    grid=None,
+    chunk_size: object = DEFAULT_CHUNK_SIZE,
+    val_batch_size: object = 256,
+    gamma_choice: object = "middle",
+) -> NudgeParams:
+    """Check :class:`Nudge`'s parameters; ``ValueError`` naming the first bad one."""
+    method = check_method(method)
+    gamma = None if gamma is None else check_gamma(gamma, method=method)
+    if method == "M" and grid is not None:
+        raise ValueError("grid applies to NUDGE-N only: NUDGE-M chooses gamma exactly, without a grid")
+    checked_grid = None
+    if method == "N" and gamma is None:
+        checked_grid = REFERENCE_GRID if grid is None else tuple(float(g) for g in np.ravel(grid))
+        if len(checked_grid) == 0:
+            raise ValueError("grid is empty: give at least one gamma value")
+        for g in checked_grid:
+            check_gamma(g, "grid value", method="N")
+    if gamma_choice not in GAMMA_CHOICES:
+        raise ValueError(f"gamma_choice must be 'middle' or 'smallest', got {gamma_choice!r}")
+    return NudgeParams(
+        method=method,
+        gamma=gamma,
+        k=check_positive_int(k, "k"),
+        grid=checked_grid,
+        chunk_size=check_positive_int(chunk_size, "chunk_size"),
+        val_batch_size=check_positive_int(val_batch_size, "val_batch_size"),
+        gamma_choice=gamma_choice,
+    )
+
+
+# ---------------------------------------------------------------------------------- the pipeline
+class Corpus(Protocol):
+    """What :func:`fit_nudge` reads of the documents (numbered ``0 .. n_docs - 1``)."""
+
+    def rows(self, indices: np.ndarray) -> np.ndarray:
+        """L2-normalised embeddings of the sorted documents ``indices`` (c,): shape (c, d)."""
+
+    def top_scores(self, queries: np.ndarray, exclude: np.ndarray, k: int) -> np.ndarray:
+        """Per query (n_q, d), the best ``k`` scores among the documents not in the sorted
+        ``exclude``: shape (n_q, k), descending, ``-inf`` padded."""
+
+
+@dataclass(frozen=True)
+class NudgeFit:
+    """What :func:`fit_nudge` learns; document numbers are those of the corpus it read.
+
+    Attributes
+    ----------
+    params : NudgeParams
+    gamma : float
+    support : ndarray of int64, shape (m,)
+        Documents with training queries (non-zero query sum), sorted.
+    query_sums : ndarray of float64, shape (m, d)
+    directions : ndarray, shape (m, d)
+        Unit query-sum directions, in the documents' dtype.
+    moved : ndarray of int64, shape (m',)
+        Documents that change at ``gamma`` (a subset of ``support``).
+    val_score : float or None
+        Validation score at ``gamma`` (None when gamma was fixed).
+    validation_curve : dict or None
+        ``{"gamma": (g,), "score": (g,)}``.
+    best_region : tuple of float or None
+        NUDGE-M: every gamma in ``[start, end]`` scores ``val_score``.
+    """
+
+    params: NudgeParams
+    gamma: float
+    support: np.ndarray
+    query_sums: np.ndarray
+    directions: np.ndarray
+    moved: np.ndarray
+    val_score: float | None
+    validation_curve: dict | None
+    best_region: tuple[float, float] | None
+
+
+def _choose(ctx: ValidationContext, params: NudgeParams):
+    return choose_gamma(ctx, params.method, params.k, params.grid, params.gamma_choice)
+
+
+def fit_nudge(
+    params: NudgeParams,
+    train,
+    val,
+    corpus: Corpus,
+    *,
+    n_docs: int,
+    dim: int,
+    dtype: np.dtype,
+    names: tuple[str, str] = ("train", "val"),
+    select: Callable[[ValidationContext, NudgeParams], tuple] = _choose,
+) -> NudgeFit:
+    """The NUDGE fit pipeline: directions from ``train``, gamma from ``val``, the moved documents.
+
+    1. check the training queries (n_train, d) and their answers (document numbers), sum the
+       queries per document and take the unit directions (phase 3);
+    2. unless ``params.gamma`` is fixed: check the validation queries (n_val, d), build the
+       :class:`nudge.gamma.ValidationContext` from ``corpus`` and choose gamma (phase 4);
+    3. find the documents that move at that gamma.
+
+    Parameters
+    ----------
+    params : NudgeParams
+        From :func:`check_params`.
+    train, val : QuerySet, (embeddings, answers) tuple or {"q_embs", "q_ans_indx"} dict
+        Labelled queries; ``val`` may be None when ``params.gamma`` is set.
+    corpus : Corpus
+        The documents: ``n_docs`` rows of dimension ``dim`` and dtype ``dtype``.
+    names : (str, str)
+        The names of ``train`` and ``val`` in error messages.
+    select : callable, optional
+        ``select(ctx, params) -> (gamma, score, curve, best region)``; default
+        :func:`nudge.gamma.choose_gamma`.
+    """
+    tq, tflat, toff = validate_query_set(as_query_set(train, names[0]), names[0], n_docs=n_docs, dim=dim, dtype=dtype)
+    support, sums = query_sums_csr(tq, tflat, toff)
+    directions = unit_rows(sums).astype(dtype)
+    log.info("NUDGE-%s: %d of %d documents have training queries", params.method, support.size, n_docs)
+    gamma, score, curve, region = params.gamma, None, None, None
+    if gamma is None:
+        if val is None:
+            raise ValueError(f"{names[1]} is required to choose gamma; pass validation queries or set gamma=")
+        vq, vflat, voff = validate_query_set(as_query_set(val, names[1]), names[1], n_docs=n_docs, dim=dim, dtype=dtype)
+        ctx = build_context(
+            vq, vflat, voff, support, directions, corpus, k=params.k, val_batch_size=params.val_batch_size
+        )
+        gamma, score, curve, region = select(ctx, params)
+        e_support = ctx.tracked_rows[ctx.support_cols]
+    else:
+        e_support = corpus.rows(support) if params.method == "N" else None
+    log.info("NUDGE-%s: gamma = %.6g (validation score %s)", params.method, gamma, score)
+    return NudgeFit(
+        params=params,
+        gamma=float(gamma),
+        support=support,
+        query_sums=sums,
+        directions=directions,
+        moved=moved_rows(params.method, float(gamma), support, directions, e_support),
+        val_score=None if score is None else float(score),
+        validation_curve=curve,
+        best_region=region,
+    )
+
+
+# ---------------------------------------------------------------------------------- the estimator
 class Nudge:
     """NUDGE fine-tuning of document embeddings, scikit-learn style.
 
@@ -117,34 +290,16 @@ class Nudge:
         }
 
     def __repr__(self) -> str:
-        changed = {k: v for k, v in self.get_params().items() if v != Nudge().get_params()[k] or k == "method"}
-        return f"Nudge({', '.join(f'{k}={v!r}' for k, v in changed.items())})"
+        defaults = Nudge().get_params()
+        shown = []
+        for name, value in self.get_params().items():
+            if name == "method" or not _same(value, defaults[name]):
+                shown.append(f"{name}={_short_repr(value)}")
+        return f"Nudge({', '.join(shown)})"
 
-    def _checked_params(self):
-        method = check_method(self.method)
-        gamma = None
-        if self.gamma is not None:
-            gamma = check_gamma(self.gamma, upper=4.0 if method == "N" else None)
-        k = check_positive_int(self.k, "k")
-        grid = None
-        if method == "N" and gamma is None:
-            grid = REFERENCE_GRID if self.grid is None else tuple(float(g) for g in np.ravel(self.grid))
-            if len(grid) == 0:
-                raise ValueError("grid is empty: give at least one gamma value")
-            for g in grid:
-                check_gamma(g, "grid value", upper=4.0)
-        if self.gamma_choice not in ("middle", "smallest"):
-            raise ValueError(f"gamma_choice must be 'middle' or 'smallest', got {self.gamma_choice!r}")
-        if method == "M" and self.grid is not None:
-            raise ValueError("grid applies to NUDGE-N only: NUDGE-M chooses gamma exactly, without a grid")
-        return (
-            method,
-            gamma,
-            k,
-            grid,
-            check_positive_int(self.chunk_size, "chunk_size"),
-            check_positive_int(self.val_batch_size, "val_batch_size"),
-        )
+    def _checked_params(self) -> NudgeParams:
+        # kept for nudge.production.streaming until it calls check_params itself
+        return check_params(**self.get_params())
 
     # ------------------------------------------------------------------ fitting
     def fit(self, embeddings: np.ndarray, train, val=None) -> Nudge:
@@ -175,48 +330,51 @@ class Nudge:
         return out
 
     def _fit(self, embeddings, train, val, out):
-        method, gamma, k, grid, chunk_size, val_batch_size = self._checked_params()
+        params = check_params(**self.get_params())
         e = check_matrix(embeddings, "embeddings", finite=False, nonzero_rows=False)
-        n, d = e.shape
-        tq, tflat, toff = validate_query_set(as_query_set(train, "train"), "train", n_docs=n, dim=d, dtype=e.dtype)
-        support, sums = _query_sums(tq, tflat, toff)
-        directions = unit_rows(sums).astype(e.dtype)
-        log.info("NUDGE-%s: %d of %d documents have training queries", method, support.size, n)
-        curve = region = score = None
-        if gamma is None:
-            if val is None:
-                raise ValueError("val is required to choose gamma; pass validation queries or set gamma=")
-            vq, vflat, voff = validate_query_set(as_query_set(val, "val"), "val", n_docs=n, dim=d, dtype=e.dtype)
-            ctx, digest = prepare_validation(
-                e, support, directions, vq, vflat, voff,
-                k=k, chunk_size=chunk_size, val_batch_size=val_batch_size, out=out, want_hash=True,
-            )  # fmt: skip
-            gamma, score, curve, region = choose_gamma(ctx, method, k, grid, self.gamma_choice)
-            e_support = ctx.special_rows[ctx.support_pos]
-        else:
-            _, digest = corpus_pass(e, e[:0], np.empty(0, np.int64), 1, chunk_size=chunk_size, out=out, want_hash=True)
-            e_support = out[support] if out is not None else normalise_block(e[support])
-        log.info("NUDGE-%s: gamma = %.6g (validation score %s)", method, gamma, score)
-
-        self.method_ = method
-        self.k_ = k
-        self.gamma_ = float(gamma)
-        self.support_ = support
-        self.query_sums_ = sums
-        self.directions_ = directions
-        self.val_score_ = None if score is None else float(score)
-        self.validation_curve_ = curve
-        self.best_region_ = region
-        self.n_documents_, self.n_features_in_ = n, d
+        corpus = MatrixCorpus(e, chunk_size=params.chunk_size, out=out)
+        fit = fit_nudge(params, train, val, corpus, n_docs=e.shape[0], dim=e.shape[1], dtype=e.dtype)
+        if not corpus.passed:  # gamma was fixed: check (and normalise) every row all the same
+            normalise_rows(e, out, chunk_size=params.chunk_size)
+        self.method_ = params.method
+        self.k_ = params.k
+        self.gamma_ = fit.gamma
+        self.support_ = fit.support
+        self.query_sums_ = fit.query_sums
+        self.directions_ = fit.directions
+        self.moved_ = fit.moved
+        self.val_score_ = fit.val_score
+        self.validation_curve_ = fit.validation_curve
+        self.best_region_ = fit.best_region
+        self.n_documents_, self.n_features_in_ = e.shape
         self.dtype_ = e.dtype
-        self.embeddings_sha256_ = digest
-        self.moved_ = moved_rows(method, self.gamma_, support, directions, e_support)
+        self.embeddings_sha256_ = fingerprint(e)
         return self
 
     # ------------------------------------------------------------------ applying
     def _check_fitted(self) -> None:
         if not hasattr(self, "gamma_"):
             raise NotFittedError("this Nudge is not fitted yet: call fit() or Nudge.load() first")
+
+    def check_embeddings(self, embeddings: np.ndarray, source: str = "this NUDGE") -> np.ndarray:
+        """Refuse embeddings other than the fitted ones (shape, dtype, SHA-256 fingerprint).
+
+        ``source`` names the fitted result in the message (e.g. the file it was loaded from).
+        Returns ``embeddings`` as a checked ndarray.
+        """
+        self._check_fitted()
+        e = check_matrix(embeddings, "embeddings", finite=False, nonzero_rows=False)
+        fitted = (self.n_documents_, self.n_features_in_)
+        if e.shape != fitted:
+            raise ValueError(f"embeddings have shape {e.shape} but {source} was fitted on shape {fitted}")
+        if e.dtype != self.dtype_:
+            raise ValueError(f"embeddings have dtype {e.dtype} but {source} was fitted on {self.dtype_}")
+        if fingerprint(e) != self.embeddings_sha256_:
+            raise ValueError(
+                f"embeddings are not the ones {source} was fitted on (SHA-256 fingerprint differs): "
+                "the fitted result is stale; fit again on the current embeddings"
+            )
+        return e
 
     def transform(self, embeddings: np.ndarray, gamma: float | None = None) -> np.ndarray:
         """Fine-tuned copy of ``embeddings`` (the fitted ones: checked by fingerprint).
@@ -234,22 +392,10 @@ class Nudge:
             NUDGE-N rows are unit length; NUDGE-M rows are not (use the dot product).
         """
         self._check_fitted()
-        gamma = self.gamma_ if gamma is None else check_gamma(gamma, upper=4.0 if self.method_ == "N" else None)
-        e = check_matrix(embeddings, "embeddings", finite=False, nonzero_rows=False)
-        if e.shape != (self.n_documents_, self.n_features_in_):
-            raise ValueError(
-                f"embeddings have shape {e.shape} but this NUDGE was fitted on shape "
-                f"{(self.n_documents_, self.n_features_in_)}"
-            )
-        if e.dtype != self.dtype_:
-            raise ValueError(f"embeddings have dtype {e.dtype} but this NUDGE was fitted on {self.dtype_}")
+        gamma = self.gamma_ if gamma is None else check_gamma(gamma, method=self.method_)
+        e = self.check_embeddings(embeddings)
         out = np.empty_like(e)
-        _, digest = corpus_pass(e, e[:0], np.empty(0, np.int64), 1, chunk_size=self.chunk_size, out=out, want_hash=True)
-        if digest != self.embeddings_sha256_:
-            raise ValueError(
-                "embeddings are not the ones this NUDGE was fitted on (SHA-256 fingerprint differs): "
-                "the fitted result is stale; fit again on the current embeddings"
-            )
+        normalise_rows(e, out, chunk_size=self.chunk_size)
         move_rows(out, self.support_, self.directions_, gamma, self.method_)
         return out
 
@@ -270,7 +416,8 @@ class Nudge:
             "val_score": self.val_score_,
             "best_region": self.best_region_,
             "params": {
-                k: (list(map(float, v)) if k == "grid" and v is not None else v) for k, v in self.get_params().items()
+                k: (list(map(float, np.ravel(v))) if k == "grid" and v is not None else v)
+                for k, v in self.get_params().items()
             },
         }
         arrays = {"support": self.support_, "query_sums": self.query_sums_, "moved": self.moved_}
@@ -281,35 +428,138 @@ class Nudge:
 
     @classmethod
     def load(cls, path: str | os.PathLike, embeddings: np.ndarray | None = None) -> Nudge:
-        """Read a result written by :meth:`save`.
+        """Read a result written by :meth:`save`, checking every field.
 
         When ``embeddings`` are given they are checked against the stored fingerprint now, so
-        a stale artefact is refused before anything is applied.
+        a stale artefact is refused before anything is applied, and the stored list of moved
+        documents is checked against them.
         """
         meta, arrays = load_artifact(path, _FORMAT, kind="a saved NUDGE result")
-        params = meta["params"]
-        est = cls(**params)
-        est.method_ = meta["method"]
-        est.k_ = meta["k"]
-        est.gamma_ = float(meta["gamma"])
-        est.n_documents_ = int(meta["n_documents"])
-        est.n_features_in_ = int(meta["n_features"])
-        est.dtype_ = np.dtype(meta["dtype"])
-        est.embeddings_sha256_ = meta["embeddings_sha256"]
-        est.val_score_ = meta["val_score"]
-        est.best_region_ = None if meta["best_region"] is None else tuple(meta["best_region"])
-        est.support_ = arrays["support"].astype(np.int64)
-        est.query_sums_ = arrays["query_sums"]
+        est = cls(**_saved_params(meta, path))
+        est.__dict__.update(_saved_state(meta, arrays, path))
         est.directions_ = unit_rows(est.query_sums_).astype(est.dtype_)
-        est.moved_ = arrays["moved"].astype(np.int64)
-        est.validation_curve_ = (
-            {"gamma": arrays["curve_gamma"], "score": arrays["curve_score"]} if "curve_gamma" in arrays else None
-        )
         if embeddings is not None:
-            e = check_matrix(embeddings, "embeddings", finite=False, nonzero_rows=False)
-            if e.shape != (est.n_documents_, est.n_features_in_) or fingerprint(e) != est.embeddings_sha256_:
-                raise ValueError(
-                    f"embeddings do not match the ones {str(path)!r} was fitted on (shape or "
-                    "SHA-256 fingerprint differs): the saved result is stale; fit again"
-                )
+            e = est.check_embeddings(embeddings, source=repr(str(path)))
+            expected = moved_rows(
+                est.method_, est.gamma_, est.support_, est.directions_, MatrixCorpus(e).rows(est.support_)
+            )
+            if not np.array_equal(expected, est.moved_):
+                raise _field_error(path, "moved", "does not list the documents this gamma moves")
         return est
+
+
+# ---------------------------------------------------------------------------------- helpers
+def _same(a, b) -> bool:
+    """Parameter equality that also works for arrays (``grid=np.linspace(...)``)."""
+    if a is None or b is None:
+        return a is b
+    if isinstance(a, (np.ndarray, list, tuple)) or isinstance(b, (np.ndarray, list, tuple)):
+        return np.shape(a) == np.shape(b) and bool(np.all(np.asarray(a) == np.asarray(b)))
+    return bool(a == b)
+
+
+def _short_repr(value) -> str:
+    if isinstance(value, (np.ndarray, list, tuple)) and np.size(value) > 6:
+        flat = np.ravel(value)
+        return f"<{flat.size} values from {flat[0]:g} to {flat[-1]:g}>"
+    return repr(value.tolist() if isinstance(value, np.ndarray) else value)
+
+
+def _field_error(path, field: str, what: str) -> ValueError:
+    return ValueError(f"{str(path)!r} is not a valid saved NUDGE result: field {field!r} {what}")
+
+
+def _saved_params(meta: dict, path) -> dict:
+    params = meta.get("params")
+    if not isinstance(params, dict) or set(params) != set(Nudge().get_params()):
+        raise _field_error(path, "params", f"must hold exactly {sorted(Nudge().get_params())}")
+    try:
+        check_params(**params)
+    except ValueError as exc:
+        raise _field_error(path, "params", f"is invalid: {exc}") from None
+    return params
+
+
+def _saved_state(meta: dict, arrays: dict, path) -> dict:
+    """The fitted attributes stored in an artefact, each checked (``ValueError`` naming the field)."""
+
+    def integer(field: str, low: int) -> int:
+        value = meta.get(field)
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise _field_error(path, field, f"must be an integer >= {low}, got {value!r}")
+        return value
+
+    def number(field: str, value=None):
+        value = meta.get(field) if value is None else value
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
+            raise _field_error(path, field, f"must be a finite number, got {value!r}")
+        return float(value)
+
+    method = meta.get("method")
+    if method not in ("M", "N"):
+        raise _field_error(path, "method", f"must be 'M' or 'N', got {method!r}")
+    try:
+        gamma = check_gamma(meta.get("gamma"), "gamma", method=method)
+    except ValueError as exc:
+        raise _field_error(path, "gamma", f"is invalid: {exc}") from None
+    dtype_name = meta.get("dtype")
+    if dtype_name not in [d.name for d in FLOAT_DTYPES]:
+        raise _field_error(path, "dtype", f"must be 'float32' or 'float64', got {dtype_name!r}")
+    dtype = np.dtype(dtype_name)
+    if method == "M" and 1.0 + gamma > np.finfo(dtype).max:
+        raise _field_error(path, "gamma", f"is too large for {dtype} output: {gamma:g}")
+    n_docs, n_features = integer("n_documents", 1), integer("n_features", 1)
+    digest = meta.get("embeddings_sha256")
+    if not isinstance(digest, str) or not re.fullmatch(r"[0-9a-f]{64}", digest):
+        raise _field_error(path, "embeddings_sha256", "must be 64 hexadecimal digits")
+    score = meta.get("val_score")
+    if score is not None and not 0.0 <= number("val_score") <= 1.0:
+        raise _field_error(path, "val_score", f"must lie in [0, 1], got {score!r}")
+    region = meta.get("best_region")
+    if region is not None:
+        if not isinstance(region, list) or len(region) != 2 or any(isinstance(v, bool) for v in region):
+            raise _field_error(path, "best_region", f"must be null or [start, end], got {region!r}")
+        region = tuple(float(v) for v in region if isinstance(v, numbers.Real))
+        if len(region) != 2 or not (0 <= region[0] <= region[1]):
+            raise _field_error(path, "best_region", f"must be [start, end] with 0 <= start <= end, got {region!r}")
+
+    def index_array(field: str) -> np.ndarray:
+        a = arrays.get(field)
+        if a is None or a.ndim != 1 or (a.size and a.dtype.kind not in "iu"):
+            raise _field_error(path, field, "must be a 1-D array of document indices")
+        a = a.astype(np.int64)
+        if a.size and (a[0] < 0 or a[-1] >= n_docs or np.any(np.diff(a) <= 0)):
+            raise _field_error(path, field, f"must be sorted, distinct indices in [0, {n_docs - 1}]")
+        return a
+
+    support, moved = index_array("support"), index_array("moved")
+    sums = arrays.get("query_sums")
+    if sums is None or sums.dtype != np.float64 or sums.shape != (support.size, n_features):
+        raise _field_error(path, "query_sums", f"must be a float64 array of shape {(support.size, n_features)}")
+    if not np.isfinite(sums).all() or np.any(np.einsum("ij,ij->i", sums, sums) == 0):
+        raise _field_error(path, "query_sums", "must hold finite, non-zero rows")
+    if np.setdiff1d(moved, support).size:
+        raise _field_error(path, "moved", "lists documents without training queries")
+    if (gamma == 0 and moved.size) or (method == "M" and gamma > 0 and not np.array_equal(moved, support)):
+        raise _field_error(path, "moved", "does not list the documents this gamma moves")
+    curve = None
+    if "curve_gamma" in arrays or "curve_score" in arrays:
+        g, s = arrays.get("curve_gamma"), arrays.get("curve_score")
+        if g is None or s is None or g.ndim != 1 or g.shape != s.shape or not np.isfinite(g).all():
+            raise _field_error(path, "curve_gamma", "and 'curve_score' must be 1-D arrays of equal length")
+        curve = {"gamma": g, "score": s}
+    return {
+        "method_": method,
+        "k_": integer("k", 1),
+        "gamma_": gamma,
+        "n_documents_": n_docs,
+        "n_features_in_": n_features,
+        "dtype_": dtype,
+        "embeddings_sha256_": digest,
+        "val_score_": None if score is None else float(score),
+        "best_region_": region,
+        "support_": support,
+        "query_sums_": sums,
+        "moved_": moved,
+        "validation_curve_": curve,
+    }
