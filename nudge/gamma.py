@@ -555,19 +555,17 @@ class RankedBlock:
     kth: np.ndarray
     _tracked_scores: np.ndarray = field(repr=False)
     _support_cols: np.ndarray = field(repr=False)
-    _fixed_cols: np.ndarray = field(repr=False)
     _moved_scores: np.ndarray = field(repr=False)
+    _fixed_top: np.ndarray = field(repr=False)
     _rest_top: np.ndarray = field(repr=False)
 
-    def count_at_least_kth(self) -> np.ndarray:
-        """Per query (b,), how many documents score at least its ``k``-th best; more than ``k``
-        means a tie at the cut-off (ties among the rest of the corpus alone are not seen)."""
-        kth = self.kth[:, None]
-        return (
-            np.count_nonzero(self._moved_scores >= kth, axis=1)
-            + np.count_nonzero(self._tracked_scores[:, self._fixed_cols] >= kth, axis=1)
-            + np.count_nonzero(self._rest_top >= kth, axis=1)
-        )
+    def count_at_least_kth(self, rows: np.ndarray) -> np.ndarray:
+        """For the queries ``rows``, how many documents score at least their ``k``-th best,
+        counting at most ``k + 1`` of those that do not move: more than ``k`` means a tie at the
+        cut-off. Shape (len(rows),)."""
+        kth = self.kth[rows, None]
+        moved = np.count_nonzero(self._moved_scores[rows] >= kth, axis=1)
+        return moved + np.count_nonzero(self._fixed_top[rows] >= kth, axis=1)
 
     def row(self, i: int) -> np.ndarray:
         """All scores of query ``i``: tracked documents in index order, then the rest's top ``k``."""
@@ -600,7 +598,7 @@ def nudge_n_hit_totals(
     for g in gammas:
         cos_t, sin_t = nudge_n_rotation(cos_angle, g)
         inside = (cos_angle >= 1.0 - g / 2.0) if g > 0 else np.zeros(cos_angle.shape, bool)
-        rotations.append((cos_t.astype(dtype), sin_t.astype(dtype), np.flatnonzero(inside)))
+        rotations.append((cos_t.astype(dtype), sin_t.astype(dtype), inside))
     normal = normal.astype(dtype)
     w_pair, _ = ctx.query_weights(k)
     totals = [0] * len(rotations)
@@ -623,16 +621,18 @@ def nudge_n_hit_totals(
         t_sup = np.ascontiguousarray(t[:, ctx.support_cols])
         n_sup = ctx.queries[rows] @ normal.T
         rest = ctx.rest_top[rows, :k].astype(dtype)
-        # The k best of the documents that do not move: the other tracked ones and the rest.
+        # The k + 1 best of the documents that do not move (the other tracked ones and the rest):
+        # the k-th best overall is among them and the moved ones; the one more shows ties.
         fixed_top = np.concatenate([s[:, fixed_cols], rest], axis=1)
-        if fixed_top.shape[1] > k:
-            fixed_top = -np.partition(-fixed_top, k - 1, axis=1)[:, :k]
-        moved = np.empty_like(s_sup)
+        if fixed_top.shape[1] > k + 1:
+            fixed_top = -np.partition(-fixed_top, k, axis=1)[:, : k + 1]
+        moved, part = np.empty_like(s_sup), np.empty_like(s_sup)
         for gi, (cos_t, sin_t, inside) in enumerate(rotations):
             np.multiply(s_sup, cos_t, out=moved)
-            moved += n_sup * sin_t
-            if inside.size:
-                moved[:, inside] = t_sup[:, inside]
+            np.multiply(n_sup, sin_t, out=part)
+            moved += part
+            if inside.any():
+                np.copyto(moved, t_sup, where=inside)
             if k == 1:
                 kth = np.max(fixed_top, axis=1)
                 if moved.shape[1]:
@@ -641,7 +641,7 @@ def nudge_n_hit_totals(
                 kth = -np.partition(-np.concatenate([moved, fixed_top], axis=1), k - 1, axis=1)[:, k - 1]
             score = fixed_answer_score.copy()
             score[moving] = moved[r[moving], a_sup[moving]]
-            block = RankedBlock(r, a_col, score, kth, s, ctx.support_cols, fixed_cols, moved, rest)
+            block = RankedBlock(r, a_col, score, kth, s, ctx.support_cols, moved, fixed_top, rest)
             hits = np.bincount(r, weights=in_top_k(block), minlength=nb).astype(np.int64)
             totals[gi] += int((np.minimum(hits, cap) * q_weight).sum())
     return totals

@@ -107,7 +107,7 @@ def test_reference_intervals_agree_with_recorded_intervals():
     summation order than torch's) show up magnified: 1e-3 relative."""
     checked = 0
     for path in FIXTURES:
-        z, meta, train, val = load(path)
+        z, _, train, val = load(path)
         if "interval_lows" not in z.files or "nontrain" in z.files:
             continue
         e = z["embeddings"]

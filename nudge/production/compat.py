@@ -216,7 +216,8 @@ def lower_index_first(block: RankedBlock, k: int) -> np.ndarray:
     (the documents outside the tracked ones come last, after every tracked document).
     """
     hit = block.answer_scores >= block.kth[block.pair_rows]
-    for i in np.flatnonzero(block.count_at_least_kth() > k):
+    candidates = np.unique(block.pair_rows[hit])  # ties can only turn these hits into misses
+    for i in candidates[block.count_at_least_kth(candidates) > k]:
         row = block.row(i)
         for p in np.flatnonzero(block.pair_rows == i):
             s_a, col = block.answer_scores[p], block.answer_cols[p]
