@@ -13,7 +13,6 @@ The pipeline itself is :func:`fit_nudge`, shared with the nudge-ft drop-in
 from __future__ import annotations
 
 import logging
-import numbers
 import os
 import re
 from collections.abc import Callable
@@ -483,81 +482,71 @@ def _saved_params(meta: dict, path) -> dict:
 def _saved_state(meta: dict, arrays: dict, path) -> dict:
     """The fitted attributes stored in an artefact, each checked (``ValueError`` naming the field)."""
 
-    def integer(field: str, low: int) -> int:
+    def check(field: str, ok: bool, what: str) -> None:
+        if not ok:
+            raise _field_error(path, field, what + (f", got {meta[field]!r}" if field in meta else ""))
+
+    def integer(field: str) -> int:
         value = meta.get(field)
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise _field_error(path, field, f"must be an integer >= {low}, got {value!r}")
+        check(field, isinstance(value, int) and not isinstance(value, bool) and value >= 1, "must be an integer >= 1")
         return value
 
-    def number(field: str, value=None):
-        value = meta.get(field) if value is None else value
-        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
-            raise _field_error(path, field, f"must be a finite number, got {value!r}")
-        return float(value)
-
-    method = meta.get("method")
-    if method not in ("M", "N"):
-        raise _field_error(path, "method", f"must be 'M' or 'N', got {method!r}")
+    method, dtype_name, digest = meta.get("method"), meta.get("dtype"), meta.get("embeddings_sha256")
+    check("method", method in ("M", "N"), "must be 'M' or 'N'")
     try:
         gamma = check_gamma(meta.get("gamma"), "gamma", method=method)
     except ValueError as exc:
         raise _field_error(path, "gamma", f"is invalid: {exc}") from None
-    dtype_name = meta.get("dtype")
-    if dtype_name not in [d.name for d in FLOAT_DTYPES]:
-        raise _field_error(path, "dtype", f"must be 'float32' or 'float64', got {dtype_name!r}")
+    check("dtype", dtype_name in [d.name for d in FLOAT_DTYPES], "must be 'float32' or 'float64'")
     dtype = np.dtype(dtype_name)
-    if method == "M" and 1.0 + gamma > np.finfo(dtype).max:
+    if method == "M" and 1.0 + gamma > float(np.finfo(dtype).max):
         raise _field_error(path, "gamma", f"is too large for {dtype} output: {gamma:g}")
-    n_docs, n_features = integer("n_documents", 1), integer("n_features", 1)
-    digest = meta.get("embeddings_sha256")
-    if not isinstance(digest, str) or not re.fullmatch(r"[0-9a-f]{64}", digest):
-        raise _field_error(path, "embeddings_sha256", "must be 64 hexadecimal digits")
-    score = meta.get("val_score")
-    if score is not None and not 0.0 <= number("val_score") <= 1.0:
-        raise _field_error(path, "val_score", f"must lie in [0, 1], got {score!r}")
-    region = meta.get("best_region")
-    if region is not None:
-        if not isinstance(region, list) or len(region) != 2 or any(isinstance(v, bool) for v in region):
-            raise _field_error(path, "best_region", f"must be null or [start, end], got {region!r}")
-        region = tuple(float(v) for v in region if isinstance(v, numbers.Real))
-        if len(region) != 2 or not (0 <= region[0] <= region[1]):
-            raise _field_error(path, "best_region", f"must be [start, end] with 0 <= start <= end, got {region!r}")
+    n_docs, n_features, k = integer("n_documents"), integer("n_features"), integer("k")
+    check(
+        "embeddings_sha256", isinstance(digest, str) and re.fullmatch(r"[0-9a-f]{64}", digest), "must be 64 hex digits"
+    )
+    score, region = meta.get("val_score"), meta.get("best_region")
+    real = (int, float)
+    check("val_score", score is None or (type(score) in real and 0 <= score <= 1), "must be null or in [0, 1]")
+    region_ok = isinstance(region, list) and len(region) == 2 and all(type(v) in real for v in region)
+    check("best_region", region is None or (region_ok and 0 <= region[0] <= region[1]), "must be null or [start, end]")
 
-    def index_array(field: str) -> np.ndarray:
+    def indices(field: str) -> np.ndarray:
         a = arrays.get(field)
-        if a is None or a.ndim != 1 or (a.size and a.dtype.kind not in "iu"):
-            raise _field_error(path, field, "must be a 1-D array of document indices")
-        a = a.astype(np.int64)
-        if a.size and (a[0] < 0 or a[-1] >= n_docs or np.any(np.diff(a) <= 0)):
-            raise _field_error(path, field, f"must be sorted, distinct indices in [0, {n_docs - 1}]")
-        return a
+        ok = a is not None and a.ndim == 1 and (a.size == 0 or a.dtype.kind in "iu")
+        check(field, ok and (a.size == 0 or (0 <= a[0] and a[-1] < n_docs and np.all(np.diff(a) > 0))),
+              f"must be sorted, distinct document indices in [0, {n_docs - 1}]")  # fmt: skip
+        return a.astype(np.int64)
 
-    support, moved = index_array("support"), index_array("moved")
+    support, moved = indices("support"), indices("moved")
     sums = arrays.get("query_sums")
-    if sums is None or sums.dtype != np.float64 or sums.shape != (support.size, n_features):
-        raise _field_error(path, "query_sums", f"must be a float64 array of shape {(support.size, n_features)}")
-    if not np.isfinite(sums).all() or np.any(np.einsum("ij,ij->i", sums, sums) == 0):
-        raise _field_error(path, "query_sums", "must hold finite, non-zero rows")
-    if np.setdiff1d(moved, support).size:
-        raise _field_error(path, "moved", "lists documents without training queries")
-    if (gamma == 0 and moved.size) or (method == "M" and gamma > 0 and not np.array_equal(moved, support)):
+    shape_ok = sums is not None and sums.dtype == np.float64 and sums.shape == (support.size, n_features)
+    check("query_sums", shape_ok, f"must be a float64 array of shape {(support.size, n_features)}")
+    check(
+        "query_sums",
+        np.isfinite(sums).all() and np.all(np.einsum("ij,ij->i", sums, sums) > 0),
+        "must hold finite, non-zero rows",
+    )
+    check("moved", np.setdiff1d(moved, support).size == 0, "lists documents without training queries")
+    expected_m = support if gamma > 0 else support[:0]
+    if (gamma == 0 and moved.size) or (method == "M" and not np.array_equal(moved, expected_m)):
         raise _field_error(path, "moved", "does not list the documents this gamma moves")
     curve = None
     if "curve_gamma" in arrays or "curve_score" in arrays:
-        g, s = arrays.get("curve_gamma"), arrays.get("curve_score")
-        if g is None or s is None or g.ndim != 1 or g.shape != s.shape or not np.isfinite(g).all():
-            raise _field_error(path, "curve_gamma", "and 'curve_score' must be 1-D arrays of equal length")
-        curve = {"gamma": g, "score": s}
+        g, c = arrays.get("curve_gamma"), arrays.get("curve_score")
+        ok = g is not None and c is not None and g.ndim == 1 and g.shape == c.shape and np.isfinite(g).all()
+        check("curve_gamma", ok, "and 'curve_score' must be 1-D arrays of equal length")
+        curve = {"gamma": g, "score": c}
     return {
         "method_": method,
-        "k_": integer("k", 1),
+        "k_": k,
         "gamma_": gamma,
         "n_documents_": n_docs,
         "n_features_in_": n_features,
         "dtype_": dtype,
         "embeddings_sha256_": digest,
         "val_score_": None if score is None else float(score),
-        "best_region_": region,
+        "best_region_": None if region is None else tuple(map(float, region)),
         "support_": support,
         "query_sums_": sums,
         "moved_": moved,
