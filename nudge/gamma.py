@@ -273,10 +273,11 @@ def top1_lines(ctx: ValidationContext):
         s_a = np.where(moving, s_sup[r, np.maximum(a_sup, 0)], s_flat_a)
         t_a = np.where(moving, t_sup[r, np.maximum(a_sup, 0)], 0).astype(dtype)
         best_flat = np.where(top2[r, 0] == a_flat, v2[r, 1], v2[r, 0])
+        one_each = r.size == r1 - r0  # every query has one answer: pair i is query i
         yield Top1Lines(
             pairs=np.arange(p0, p1),
-            gap=s_sup[r] - s_a[:, None],
-            gain=t_a[:, None] - t_sup[r],
+            gap=(s_sup if one_each else s_sup[r]) - s_a[:, None],
+            gain=t_a[:, None] - (t_sup if one_each else t_sup[r]),
             flat_gap=np.maximum(best_flat, rest[r]) - s_a,
             answer_slope=t_a,
         )
