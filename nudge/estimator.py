@@ -434,8 +434,11 @@ class Nudge:
         documents is checked against them.
         """
         meta, arrays = load_artifact(path, _FORMAT, kind="a saved NUDGE result")
-        est = cls(**_saved_params(meta, path))
+        params = _saved_params(meta, path)
+        est = cls(**params._asdict())
         est.__dict__.update(_saved_state(meta, arrays, path))
+        if (params.method, params.k) != (est.method_, est.k_) or params.gamma not in (None, est.gamma_):
+            raise _field_error(path, "params", "disagrees with the stored method, k or gamma")
         est.directions_ = unit_rows(est.query_sums_).astype(est.dtype_)
         if embeddings is not None:
             e = est.check_embeddings(embeddings, source=repr(str(path)))
@@ -468,15 +471,15 @@ def _field_error(path, field: str, what: str) -> ValueError:
     return ValueError(f"{str(path)!r} is not a valid saved NUDGE result: field {field!r} {what}")
 
 
-def _saved_params(meta: dict, path) -> dict:
+def _saved_params(meta: dict, path) -> NudgeParams:
     params = meta.get("params")
     if not isinstance(params, dict) or set(params) != set(Nudge().get_params()):
         raise _field_error(path, "params", f"must hold exactly {sorted(Nudge().get_params())}")
     try:
-        check_params(**params)
+        checked = check_params(**params)
     except ValueError as exc:
         raise _field_error(path, "params", f"is invalid: {exc}") from None
-    return params
+    return checked._replace(grid=params["grid"] if params["grid"] is None else tuple(params["grid"]))
 
 
 def _saved_state(meta: dict, arrays: dict, path) -> dict:

@@ -221,6 +221,8 @@ def _edit_saved(path, meta_edit=None, **arrays):
         (lambda m: m.update(best_region=[2, 1]), "best_region"),
         (lambda m: m["params"].update(k="two"), "params"),
         (lambda m: m.pop("params"), "params"),
+        (lambda m: m.update(k=2), "params"),
+        (lambda m: m.update(method="M"), "params"),
     ],
 )
 def test_load_refuses_edited_metadata(problem, tmp_path, edit, field):
