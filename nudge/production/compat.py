@@ -8,8 +8,10 @@ torch and in memory bounded by a chunk. Reproduced on purpose, as in the referen
   ``s / (g + 1e-8)`` with ``1e8`` for "unbounded", and its sweep returns the smallest gamma of
   the best region with the reference's tie handling;
 * NUDGE-N leaves a document in place when its query sum points away from it, scores validation
-  by the share of answers in the top ``val_k``, and picks the first best value of the grid
-  ``0, 0.02, ..., 0.48``;
+  by the share of answers in the top ``val_k`` with exact ties going to the lower document index
+  (torch's ``topk``; the documents that neither move nor answer a validation query rank after
+  the others, since only their best scores are kept), and picks the first best value of the
+  grid ``0, 0.02, ..., 0.48``;
 * ``nontrain_embeddings`` (documents kept out of ``embeddings``) only compete for validation ranks
   (scored by cosine) and are not returned.
 
@@ -17,8 +19,11 @@ One deliberate difference: for ``gamma >= 2`` the reference's NUDGE-N turns ever
 without training queries into a zero vector (``normalize(0) = 0`` passes its cap test); here those
 documents stay as they are.
 
-Unlike the reference, these classes print nothing (they log), never ``assert``, and reject bad
-input with a ``ValueError`` naming the argument. The chosen step is kept in ``gamma_``.
+The pipeline is the library's (:func:`nudge.estimator.fit_nudge`); only the reference's
+arithmetic and tie rules live here (:func:`reference_intervals`, :func:`best_gamma_reference`,
+:func:`lower_index_first`). Unlike the reference, these classes print nothing (they log),
+never ``assert``, and reject bad input with a ``ValueError`` naming the argument. The chosen step
+is kept in ``gamma_``.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from ..apply import move_rows
 from ..estimator import NudgeParams, check_params, fit_nudge
 from ..gamma import REFERENCE_GRID, RankedBlock, ValidationContext, nudge_n_hit_totals, top1_lines
 
-__all__ = ["NUDGEM", "NUDGEN", "QueriesAnswersDict", "best_gamma_reference"]
+__all__ = ["NUDGEM", "NUDGEN", "QueriesAnswersDict", "best_gamma_reference", "lower_index_first", "reference_intervals"]
 
 log = logging.getLogger(__name__)
 
