@@ -26,7 +26,7 @@ drop-in ``NUDGEM`` within 1.5x and ``NUDGEN`` within 2x of the product at 100k; 
 at least 5x and ``NUDGEN`` at least 10x faster than nudge-ft.
 
 Usage: ``python benchmarks/bench_fit.py [--sizes 10000 100000 1000000] [--repeats 3]
-[--nudge-ft /tmp/nudgeft-venv/bin/python]``
+[--nudge-ft /tmp/nudgeft-venv/bin/python] [--nudge-ft-max 20000]``
 """
 
 from __future__ import annotations
@@ -148,6 +148,7 @@ def main() -> None:
     parser.add_argument("--val", type=int, default=1_000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--nudge-ft", metavar="PYTHON", help="interpreter of a virtualenv with nudge-ft and torch")
+    parser.add_argument("--nudge-ft-max", type=int, default=20_000, help="largest N to time nudge-ft on (it is slow)")
     args = parser.parse_args()
 
     print(f"machine: {machine()}")
@@ -193,7 +194,7 @@ def main() -> None:
             flush=True,
         )
         drop_in[n] = (best["NUDGEM"], ratio["NUDGEM"], best["NUDGEN"], ratio["NUDGEN"])
-        if args.nudge_ft:
+        if args.nudge_ft and n <= args.nudge_ft_max:
             drop_in[n] += tuple(reference_times(args.nudge_ft, p, repeats).values())
         del p, e, val_q
         gc.collect()
@@ -207,6 +208,8 @@ def main() -> None:
         line = f"{n:>9,} | {row[0]:>8.3f} | {row[1]:>4.2f} | {row[2]:>8.3f} | {row[3]:>4.2f}"
         if len(row) > 4:
             line += f" | {row[4]:>12.3f} | {row[4] / row[0]:>7.1f}x | {row[5]:>12.3f} | {row[5] / row[2]:>7.1f}x"
+        elif args.nudge_ft:
+            line += f" | {'(not timed: N > --nudge-ft-max)':>47}"
         print(line)
 
 

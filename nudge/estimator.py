@@ -104,26 +104,10 @@ class Corpus(Protocol):
 
 @dataclass(frozen=True)
 class NudgeFit:
-    """What :func:`fit_nudge` learns; document numbers are those of the corpus it read.
-
-    Attributes
-    ----------
-    params : NudgeParams
-    gamma : float
-    support : ndarray of int64, shape (m,)
-        Documents with training queries (non-zero query sum), sorted.
-    query_sums : ndarray of float64, shape (m, d)
-    directions : ndarray, shape (m, d)
-        Unit query-sum directions, in the documents' dtype.
-    moved : ndarray of int64, shape (m',)
-        Documents that change at ``gamma`` (a subset of ``support``).
-    val_score : float or None
-        Validation score at ``gamma`` (None when gamma was fixed).
-    validation_curve : dict or None
-        ``{"gamma": (g,), "score": (g,)}``.
-    best_region : tuple of float or None
-        NUDGE-M: every gamma in ``[start, end]`` scores ``val_score``.
-    """
+    """What :func:`fit_nudge` learns: ``params`` (checked) and the attributes of a fitted
+    :class:`Nudge` of the same names without the trailing ``_`` (``support`` (m,), ``query_sums``
+    (m, d) float64, ``directions`` (m, d), ``moved`` (m',), ...), with documents numbered as in
+    the corpus that was read."""
 
     params: NudgeParams
     gamma: float
