@@ -133,12 +133,11 @@ class MatrixCorpus:
     """Documents held as one (N, d) matrix: how :func:`nudge.estimator.fit_nudge` reads them.
 
     ``top_scores`` is the chunked corpus pass; when ``out`` is given that pass also writes the
-    normalised documents into it (``passed`` tells whether it ran).
+    normalised documents into it.
     """
 
     def __init__(self, embeddings: np.ndarray, *, chunk_size: int = DEFAULT_CHUNK_SIZE, out=None) -> None:
         self.embeddings, self.chunk_size, self.out = embeddings, chunk_size, out
-        self.passed = False
 
     def rows(self, indices: np.ndarray) -> np.ndarray:
         """Normalised rows ``indices``, shape (len(indices), d) (bit for bit those of the pass)."""
@@ -146,7 +145,6 @@ class MatrixCorpus:
 
     def top_scores(self, queries: np.ndarray, exclude: np.ndarray, k: int) -> np.ndarray:
         """Per query, the ``k`` best scores of the documents not in ``exclude``: (n_q, k)."""
-        self.passed = True
         return corpus_pass(self.embeddings, queries, exclude, k, chunk_size=self.chunk_size, out=self.out)
 
 

@@ -315,10 +315,10 @@ class Nudge:
     def _fit(self, embeddings, train, val, out):
         params = check_params(**self.get_params())
         e = check_matrix(embeddings, "embeddings", finite=False, nonzero_rows=False)
+        if params.gamma is not None:  # no corpus pass to choose gamma: check (and normalise) every row
+            normalise_rows(e, out, chunk_size=params.chunk_size)
         corpus = MatrixCorpus(e, chunk_size=params.chunk_size, out=out)
         fit = fit_nudge(params, train, val, corpus, n_docs=e.shape[0], dim=e.shape[1], dtype=e.dtype)
-        if not corpus.passed:  # gamma was fixed: check (and normalise) every row all the same
-            normalise_rows(e, out, chunk_size=params.chunk_size)
         self.method_ = params.method
         self.k_ = params.k
         self.gamma_ = fit.gamma

@@ -46,6 +46,7 @@ __all__ = [
     "pair_intervals",
     "pick_in_region",
     "query_intervals",
+    "ties_favour_the_answer",
     "top1_lines",
     "validation_context",
 ]

@@ -92,13 +92,13 @@ class _Reference:
                 finite=False, nonzero_rows=False,
             )  # fmt: skip
         out = np.empty_like(e)
+        if params.gamma is not None:  # no corpus pass to choose gamma: normalise (and check) every row
+            normalise_rows(e, out, chunk_size=params.chunk_size)
         corpus = _WithNontrain(e, nontrain, chunk_size=params.chunk_size, out=out)
         fit = fit_nudge(
             params, train_set, val_set, corpus,
             n_docs=e.shape[0], dim=e.shape[1], dtype=e.dtype, names=("train_set", "val_set"), select=select,
         )  # fmt: skip
-        if not corpus.passed:
-            normalise_rows(e, out, chunk_size=params.chunk_size)
         self.gamma_ = fit.gamma
         move_rows(out, fit.support, fit.directions, fit.gamma, self.method)
         return out
