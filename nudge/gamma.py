@@ -555,9 +555,10 @@ class RankedBlock:
     answer_cols: np.ndarray
     answer_scores: np.ndarray
     kth: np.ndarray
-    _tracked_scores: np.ndarray = field(repr=False)
     _support_cols: np.ndarray = field(repr=False)
     _moved_scores: np.ndarray = field(repr=False)
+    _fixed_cols: np.ndarray = field(repr=False)
+    _fixed_scores: np.ndarray = field(repr=False)
     _fixed_top: np.ndarray = field(repr=False)
     _rest_top: np.ndarray = field(repr=False)
 
@@ -571,8 +572,9 @@ class RankedBlock:
 
     def row(self, i: int) -> np.ndarray:
         """All scores of query ``i``: tracked documents in index order, then the rest's top ``k``."""
-        tracked = self._tracked_scores[i].copy()
+        tracked = np.empty(self._support_cols.size + self._fixed_cols.size, dtype=self._moved_scores.dtype)
         tracked[self._support_cols] = self._moved_scores[i]
+        tracked[self._fixed_cols] = self._fixed_scores[i]
         return np.concatenate([tracked, self._rest_top[i]])
 
 
@@ -601,13 +603,22 @@ def nudge_n_hit_totals(
         cos_t, sin_t = nudge_n_rotation(cos_angle, g)
         inside = (cos_angle >= 1.0 - g / 2.0) if g > 0 else np.zeros(cos_angle.shape, bool)
         rotations.append((cos_t.astype(dtype), sin_t.astype(dtype), inside))
-    normal = normal.astype(dtype)
     w_pair, _ = ctx.query_weights(k)
     totals = [0] * len(rotations)
+    m = ctx.support_cols.size
     col_in_support = np.full(ctx.tracked.size, -1, dtype=np.int64)
-    col_in_support[ctx.support_cols] = np.arange(ctx.support_cols.size)
+    col_in_support[ctx.support_cols] = np.arange(m)
     fixed_cols = np.flatnonzero(col_in_support < 0)
-    for rows, s, t in ctx.blocks():
+    fixed_index = np.full(ctx.tracked.size, -1, dtype=np.int64)
+    fixed_index[fixed_cols] = np.arange(fixed_cols.size)
+    # one matrix product per block: [support rows; directions; normals; rows that do not move]
+    stacked = np.concatenate(
+        [ctx.tracked_rows[ctx.support_cols], ctx.directions, normal.astype(dtype), ctx.tracked_rows[fixed_cols]]
+    )
+    for r0 in range(0, ctx.n_queries, ctx.val_batch_size):
+        rows = slice(r0, min(r0 + ctx.val_batch_size, ctx.n_queries))
+        scores = ctx.queries[rows] @ stacked.T
+        s_sup, t_sup, n_sup, s_fixed = np.split(scores, [m, 2 * m, 3 * m], axis=1)
         nb = rows.stop - rows.start
         p0, p1 = ctx.offsets[rows.start], ctx.offsets[rows.stop]
         n_ans = np.diff(ctx.offsets[rows.start : rows.stop + 1])
@@ -618,14 +629,11 @@ def nudge_n_hit_totals(
         a_col = ctx.answer_cols[p0:p1]
         a_sup = col_in_support[a_col]
         moving = a_sup >= 0
-        fixed_answer_score = s[r, a_col]
-        s_sup = np.ascontiguousarray(s[:, ctx.support_cols])
-        t_sup = np.ascontiguousarray(t[:, ctx.support_cols])
-        n_sup = ctx.queries[rows] @ normal.T
+        fixed_answer_score = s_fixed[r, np.maximum(fixed_index[a_col], 0)] if fixed_cols.size else s_sup[r, 0]
         rest = ctx.rest_top[rows, :k].astype(dtype)
         # The k + 1 best of the documents that do not move (the other tracked ones and the rest):
         # the k-th best overall is among them and the moved ones; the one more shows ties.
-        fixed_top = np.concatenate([s[:, fixed_cols], rest], axis=1)
+        fixed_top = np.concatenate([s_fixed, rest], axis=1)
         if fixed_top.shape[1] > k + 1:
             fixed_top = -np.partition(-fixed_top, k, axis=1)[:, : k + 1]
         moved, part = np.empty_like(s_sup), np.empty_like(s_sup)
@@ -643,7 +651,7 @@ def nudge_n_hit_totals(
                 kth = -np.partition(-np.concatenate([moved, fixed_top], axis=1), k - 1, axis=1)[:, k - 1]
             score = fixed_answer_score.copy()
             score[moving] = moved[r[moving], a_sup[moving]]
-            block = RankedBlock(r, a_col, score, kth, s, ctx.support_cols, moved, fixed_top, rest)
+            block = RankedBlock(r, a_col, score, kth, ctx.support_cols, moved, fixed_cols, s_fixed, fixed_top, rest)
             hits = np.bincount(r, weights=in_top_k(block), minlength=nb).astype(np.int64)
             totals[gi] += int((np.minimum(hits, cap) * q_weight).sum())
     return totals
