@@ -549,12 +549,14 @@ class RankedBlock:
         Each pair's answer score.
     kth : ndarray, shape (b,)
         Each query's ``k``-th best score over all documents.
+    k : int
     """
 
     pair_rows: np.ndarray
     answer_cols: np.ndarray
     answer_scores: np.ndarray
     kth: np.ndarray
+    k: int
     _support_cols: np.ndarray = field(repr=False)
     _moved_scores: np.ndarray = field(repr=False)
     _fixed_cols: np.ndarray = field(repr=False)
@@ -564,11 +566,22 @@ class RankedBlock:
 
     def count_at_least_kth(self, rows: np.ndarray) -> np.ndarray:
         """For the queries ``rows``, how many documents score at least their ``k``-th best,
-        counting at most ``k + 1`` of those that do not move: more than ``k`` means a tie at the
-        cut-off. Shape (len(rows),)."""
-        kth = self.kth[rows, None]
-        moved = np.count_nonzero(self._moved_scores[rows] >= kth, axis=1)
-        return moved + np.count_nonzero(self._fixed_top[rows] >= kth, axis=1)
+        counting at most ``k + 1`` of those that move and of those that do not: more than ``k``
+        means a tie at the cut-off. Shape (len(rows),)."""
+        fixed = np.count_nonzero(self._fixed_top[rows] >= self.kth[rows, None], axis=1)
+        moved = self._moved_scores
+        if moved.shape[1] == 0:
+            return fixed
+        if self.k == 1:  # the best and the second best moved score are enough (two passes, no count)
+            at = np.arange(moved.shape[0]), moved.argmax(axis=1)
+            best = moved[at]
+            moved[at] = -np.inf
+            second = moved.max(axis=1)
+            moved[at] = best
+            n_moved = (best >= self.kth).astype(np.int64) + (second >= self.kth)
+        else:
+            n_moved = (moved >= self.kth[:, None]).view(np.uint8).sum(axis=1, dtype=np.int64)
+        return n_moved[rows] + fixed
 
     def row(self, i: int) -> np.ndarray:
         """All scores of query ``i``: tracked documents in index order, then the rest's top ``k``."""
@@ -651,7 +664,7 @@ def nudge_n_hit_totals(
                 kth = -np.partition(-np.concatenate([moved, fixed_top], axis=1), k - 1, axis=1)[:, k - 1]
             score = fixed_answer_score.copy()
             score[moving] = moved[r[moving], a_sup[moving]]
-            block = RankedBlock(r, a_col, score, kth, ctx.support_cols, moved, fixed_cols, s_fixed, fixed_top, rest)
+            block = RankedBlock(r, a_col, score, kth, k, ctx.support_cols, moved, fixed_cols, s_fixed, fixed_top, rest)
             hits = np.bincount(r, weights=in_top_k(block), minlength=nb).astype(np.int64)
             totals[gi] += int((np.minimum(hits, cap) * q_weight).sum())
     return totals

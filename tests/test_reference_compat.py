@@ -118,3 +118,33 @@ def test_reference_intervals_agree_with_recorded_intervals():
         np.testing.assert_allclose(np.sort(hi), np.sort(z["interval_highs"]), rtol=1e-3, atol=1e-6)
         checked += 1
     assert checked >= 4
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_lower_index_first_equals_a_stable_sort_with_exact_ties(k):
+    """The drop-in's tie rule (counting) against the reference's (a stable sort), with many exact ties."""
+    from nudge.gamma import nudge_n_hit_totals
+    from nudge.production.compat import lower_index_first
+
+    rng = np.random.default_rng(k)
+    base = rng.standard_normal((12, 5)).astype(np.float32)
+    docs = base[rng.integers(0, 12, 40)]  # duplicated documents tie exactly
+    docs /= np.linalg.norm(docs, axis=1, keepdims=True)
+    train_ans = [[int(i)] for i in rng.integers(0, 40, 30)] + [[3, 4, 5]] * 3
+    train_q = docs[[a[0] for a in train_ans]] + 0.3 * rng.standard_normal((len(train_ans), 5)).astype(np.float32)
+    val_ans = [[int(i)] for i in rng.integers(0, 40, 25)]
+    val_q = docs[[a[0] for a in val_ans]] + 0.3 * rng.standard_normal((25, 5)).astype(np.float32)
+    model = Nudge("N", gamma=0.1).fit(docs, (train_q, train_ans))
+    ctx = validation_context(docs, model, (val_q, val_ans), k=k, val_batch_size=7)
+    checked = []
+
+    def both(block):
+        fast = lower_index_first(block, k)
+        for p in range(block.pair_rows.size):
+            order = np.argsort(-block.row(block.pair_rows[p]), kind="stable")[:k]
+            assert fast[p] == (block.answer_cols[p] in order)
+        checked.append(block.pair_rows.size)
+        return fast
+
+    nudge_n_hit_totals(ctx, [0.0, 0.1, 0.5, 1.5, 3.0], k, in_top_k=both)
+    assert sum(checked) == 5 * 25
