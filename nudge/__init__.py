@@ -27,9 +27,8 @@ Around the core, two sub-packages (never imported by it):
 :mod:`nudge.production` on first use, so ``import nudge`` alone loads numpy and the core only.
 """
 
-__version__ = "0.1.0"
-
 from ._io import load_embeddings, save_embeddings
+from ._version import __version__
 from .apply import apply_nudge
 from .estimator import NotFittedError, Nudge
 from .gamma import REFERENCE_GRID

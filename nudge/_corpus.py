@@ -90,9 +90,8 @@ def corpus_pass(
     *,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     out: np.ndarray | None = None,
-    want_hash: bool = False,
     name: str = "embeddings",
-) -> tuple[np.ndarray, str | None]:
+) -> np.ndarray:
     """Score every query against every non-excluded document, keeping the top ``k`` scores.
 
     Parameters
@@ -102,42 +101,64 @@ def corpus_pass(
     queries : ndarray, shape (n_q, d)
         Query embeddings, same dtype.
     exclude : ndarray of int64, shape (c,)
-        Sorted document indices to leave out of the background scores.
+        Sorted document indices to leave out.
     k : int
-        How many best background scores to keep per query.
+        How many best scores to keep per query.
     chunk_size : int
         Documents per chunk.
     out : ndarray, shape (N, d), optional
         Receives the normalised documents.
-    want_hash : bool
-        Also return the :func:`fingerprint` of ``embeddings``.
 
     Returns
     -------
-    background : ndarray, shape (n_q, k)
-        Best background scores per query, descending, padded with ``-inf``.
-    digest : str or None
-        The fingerprint when ``want_hash``.
+    ndarray, shape (n_q, k)
+        Best scores of the other documents per query, descending, padded with ``-inf``.
     """
     best = np.full((queries.shape[0], k), -np.inf, dtype=queries.dtype)
-    digest = fingerprint(embeddings) if want_hash else None
     best = _scan(embeddings, queries, exclude, k, chunk_size, out, name, best)
     if k > 1:
         best = -np.sort(-best, axis=1)
-    return best, digest
+    return best
+
+
+def normalise_rows(
+    embeddings: np.ndarray, out: np.ndarray | None = None, *, chunk_size: int = DEFAULT_CHUNK_SIZE
+) -> None:
+    """Check every row (NaN/inf, zero) in chunks and write the normalised rows to ``out`` if given."""
+    no_queries = embeddings[:0]
+    _scan(embeddings, no_queries, np.empty(0, np.int64), 1, chunk_size, out, "embeddings", None)
+
+
+class MatrixCorpus:
+    """Documents held as one (N, d) matrix: how :func:`nudge.estimator.fit_nudge` reads them.
+
+    ``top_scores`` is the chunked corpus pass; when ``out`` is given that pass also writes the
+    normalised documents into it.
+    """
+
+    def __init__(self, embeddings: np.ndarray, *, chunk_size: int = DEFAULT_CHUNK_SIZE, out=None) -> None:
+        self.embeddings, self.chunk_size, self.out = embeddings, chunk_size, out
+
+    def rows(self, indices: np.ndarray) -> np.ndarray:
+        """Normalised rows ``indices``, shape (len(indices), d) (bit for bit those of the pass)."""
+        return normalise_block(self.embeddings[indices])
+
+    def top_scores(self, queries: np.ndarray, exclude: np.ndarray, k: int) -> np.ndarray:
+        """Per query, the ``k`` best scores of the documents not in ``exclude``: (n_q, k)."""
+        return corpus_pass(self.embeddings, queries, exclude, k, chunk_size=self.chunk_size, out=self.out)
 
 
 def _scan(embeddings, queries, exclude, k, chunk_size, out, name, best):
     n, nq = embeddings.shape[0], queries.shape[0]
     # One score buffer for all chunks: a fresh (n_queries x chunk) array per chunk would cost
     # page faults on every chunk.
-    buffer = np.empty((nq, min(chunk_size, n)), dtype=queries.dtype) if nq else None
+    buffer = np.empty((nq, min(chunk_size, n)), dtype=queries.dtype) if best is not None else None
     for start in range(0, n, chunk_size):
         stop = min(start + chunk_size, n)
         block = normalise_block(embeddings[start:stop], name, start)
         if out is not None:
             out[start:stop] = block
-        if nq == 0:
+        if best is None:
             continue
         scores = buffer if stop - start == buffer.shape[1] else np.empty((nq, stop - start), dtype=queries.dtype)
         np.matmul(queries, block.T, out=scores)

@@ -13,6 +13,8 @@ from itertools import chain
 import numpy as np
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+#: NUDGE-N bounds ``||e' - e||^2 <= gamma`` between unit vectors, so gamma must stay below 4.
+NUDGE_N_GAMMA_BOUND = 4.0
 
 
 def check_matrix(
@@ -198,15 +200,15 @@ def _as_index_list(row: object, name: str) -> np.ndarray:
     return arr.astype(np.int64, copy=False)
 
 
-def check_gamma(gamma: object, name: str = "gamma", *, upper: float | None = None) -> float:
-    """Check a step size: a finite real >= 0, and < ``upper`` when given."""
+def check_gamma(gamma: object, name: str = "gamma", *, method: str = "M") -> float:
+    """Check a step size: a finite real >= 0, and below :data:`NUDGE_N_GAMMA_BOUND` for NUDGE-N."""
     if isinstance(gamma, bool) or not isinstance(gamma, numbers.Real):
         raise ValueError(f"{name} must be a real number, got {type(gamma).__name__} {gamma!r}")
     value = float(gamma)
     if not np.isfinite(value) or value < 0:
         raise ValueError(f"{name} must be a finite number >= 0, got {value}")
-    if upper is not None and value >= upper:
-        raise ValueError(f"{name} must be < {upper} for NUDGE-N (||e' - e||^2 <= gamma < 4), got {value}")
+    if method == "N" and value >= NUDGE_N_GAMMA_BOUND:
+        raise ValueError(f"{name} must be < {NUDGE_N_GAMMA_BOUND} for NUDGE-N (||e' - e||^2 <= gamma < 4), got {value}")
     return value
 
 

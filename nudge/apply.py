@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._corpus import DEFAULT_CHUNK_SIZE, corpus_pass
+from ._corpus import DEFAULT_CHUNK_SIZE, normalise_rows
 from ._validation import check_gamma, check_matrix
 from .directions import nudge_m_rows, nudge_n_rows
 
-__all__ = ["METHODS", "apply_nudge"]
+__all__ = ["METHODS", "apply_nudge", "check_method", "move_rows"]
 
 METHODS = ("M", "N")
 
@@ -57,7 +57,7 @@ def apply_nudge(
     """
     method = check_method(method)
     e = check_matrix(embeddings, "embeddings", finite=False, nonzero_rows=False)
-    gamma = check_gamma(gamma, upper=4.0 if method == "N" else None)
+    gamma = check_gamma(gamma, method=method)
     support = np.asarray(support, dtype=np.int64)
     directions = check_matrix(directions, "directions", dim=e.shape[1], dtype=e.dtype)
     if support.ndim != 1 or support.size != directions.shape[0]:
@@ -69,7 +69,7 @@ def apply_nudge(
     if np.unique(support).size != support.size:
         raise ValueError("support lists a document more than once")
     out = np.empty_like(e)
-    corpus_pass(e, e[:0], np.empty(0, np.int64), 1, chunk_size=chunk_size, out=out)
+    normalise_rows(e, out, chunk_size=chunk_size)
     move_rows(out, support, directions, gamma, method)
     return out
 

@@ -13,11 +13,13 @@ import numpy as np
 from ._validation import check_answers, check_gamma, check_matrix
 
 __all__ = [
+    "moved_rows",
     "nudge_m_rows",
-    "nudge_n_coefficients",
     "nudge_n_geometry",
+    "nudge_n_rotation",
     "nudge_n_rows",
     "query_sums",
+    "query_sums_csr",
     "unit_rows",
 ]
 
@@ -43,15 +45,25 @@ def query_sums(train_queries: np.ndarray, train_answers: object, n_docs: int) ->
     """
     q = check_matrix(train_queries, "train_queries")
     flat, offsets = check_answers(train_answers, "train_answers", n_queries=q.shape[0], n_docs=n_docs)
-    return _query_sums(q, flat, offsets)
+    return query_sums_csr(q, flat, offsets)
 
 
-def _query_sums(q: np.ndarray, flat: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def query_sums_csr(q: np.ndarray, flat: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`query_sums` for checked input: queries (n, d), answers in CSR form ``flat``
+    (n_pairs,) and ``offsets`` (n + 1,). Returns ``support`` (m,) and ``sums`` (m, d) float64."""
     query_of_pair = np.repeat(np.arange(q.shape[0]), np.diff(offsets))
     docs, inverse = np.unique(flat, return_inverse=True)
     order = np.argsort(inverse, kind="stable")
+    rows = q[query_of_pair[order]]  # grouped by document, in query order
     starts = np.searchsorted(inverse[order], np.arange(docs.size))
-    sums = np.add.reduceat(q[query_of_pair[order]], starts, axis=0).astype(np.float64)
+    lengths = np.diff(np.append(starts, rows.shape[0]))
+    # Left to right in the queries' dtype, like the reference; most documents have one query, so
+    # adding the j-th query of every document at once beats a per-document reduction.
+    sums = rows[starts]
+    for j in range(1, int(lengths.max(initial=1))):
+        more = np.flatnonzero(lengths > j)
+        sums[more] += rows[starts[more] + j]
+    sums = sums.astype(np.float64)
     keep = np.einsum("ij,ij->i", sums, sums) > 0
     return docs[keep], sums[keep]
 
@@ -75,7 +87,14 @@ def nudge_m_rows(e: np.ndarray, directions: np.ndarray, gamma: float) -> np.ndar
         Step length, >= 0. Every moved row moves by exactly ``gamma``.
     """
     gamma = check_gamma(gamma)
-    return (e + gamma * directions).astype(e.dtype, copy=False)
+    with np.errstate(over="ignore"):
+        out = (e + gamma * directions).astype(e.dtype, copy=False)
+    if not np.isfinite(out).all():
+        raise ValueError(
+            f"gamma={gamma:g} is too large: the moved rows overflow {e.dtype} (values beyond "
+            f"{np.finfo(e.dtype).max:.3g}); choose a smaller gamma"
+        )
+    return out
 
 
 def nudge_n_geometry(e: np.ndarray, directions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -92,8 +111,8 @@ def nudge_n_geometry(e: np.ndarray, directions: np.ndarray) -> tuple[np.ndarray,
     return cos_angle, normal
 
 
-def nudge_n_coefficients(cos_angle: np.ndarray, gamma: float) -> tuple[np.ndarray, np.ndarray]:
-    """Rotation coefficients of NUDGE-N: ``e_i' = a_i * e_i + b_i * u_i``.
+def nudge_n_rotation(cos_angle: np.ndarray, gamma: float) -> tuple[np.ndarray, np.ndarray]:
+    """Rotation of NUDGE-N: ``e_i' = cos(theta_i) e_i + sin(theta_i) u_i``.
 
     ``theta_i = angle(e_i, G_i)`` when ``G_i`` lies inside the allowed cap
     (``cos_angle_i >= 1 - gamma/2``), else ``arccos(1 - gamma/2)``; as in the reference package a
@@ -102,17 +121,16 @@ def nudge_n_coefficients(cos_angle: np.ndarray, gamma: float) -> tuple[np.ndarra
 
     Returns
     -------
-    a, b : ndarray, shape (m,)
-        ``cos(theta_i)`` and ``sin(theta_i)``.
+    cos_theta, sin_theta : ndarray, shape (m,)
     """
-    gamma = check_gamma(gamma, upper=4.0)
+    gamma = check_gamma(gamma, method="N")
     if gamma == 0:
         return np.ones_like(cos_angle), np.zeros_like(cos_angle)
     cap = 1.0 - gamma / 2.0
     inside = cos_angle >= cap
-    a = np.where(inside, cos_angle, np.where(cos_angle < 0, 1.0, cap))
-    b = np.sqrt(np.clip(1.0 - a * a, 0.0, None))
-    return a, b
+    cos_theta = np.where(inside, cos_angle, np.where(cos_angle < 0, 1.0, cap))
+    sin_theta = np.sqrt(np.clip(1.0 - cos_theta * cos_theta, 0.0, None))
+    return cos_theta, sin_theta
 
 
 def nudge_n_rows(e: np.ndarray, directions: np.ndarray, gamma: float) -> np.ndarray:
@@ -132,12 +150,12 @@ def nudge_n_rows(e: np.ndarray, directions: np.ndarray, gamma: float) -> np.ndar
     ndarray, shape (m, d)
         Unit rows; rows inside the cap become exactly ``directions``.
     """
-    gamma = check_gamma(gamma, upper=4.0)
+    gamma = check_gamma(gamma, method="N")
     if gamma == 0:
         return e.copy()
     cos_angle, normal = nudge_n_geometry(e, directions)
-    a, b = nudge_n_coefficients(cos_angle, gamma)
-    out = a[:, None] * e.astype(np.float64) + b[:, None] * normal
+    cos_theta, sin_theta = nudge_n_rotation(cos_angle, gamma)
+    out = cos_theta[:, None] * e.astype(np.float64) + sin_theta[:, None] * normal
     inside = cos_angle >= 1.0 - gamma / 2.0
     out[inside] = directions[inside]
     return out.astype(e.dtype, copy=False)
@@ -149,12 +167,12 @@ def moved_rows(
     """The entries of ``support`` whose vectors change at ``gamma``.
 
     NUDGE-M moves every support document (``gamma > 0``); NUDGE-N leaves those whose query sum
-    points away from them (see :func:`nudge_n_coefficients`).
+    points away from them (see :func:`nudge_n_rotation`).
     """
     if gamma == 0 or support.size == 0:
         return np.empty(0, dtype=np.int64)
     if method == "M":
         return support.copy()
     cos_angle, _ = nudge_n_geometry(e_support, directions)
-    _, b = nudge_n_coefficients(cos_angle, gamma)
-    return support[b > 0]
+    _, sin_theta = nudge_n_rotation(cos_angle, gamma)
+    return support[sin_theta > 0]

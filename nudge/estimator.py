@@ -4,35 +4,191 @@
 chooses gamma on the validation queries (MaxA-EFT) and returns ``self``; learned state ends in
 ``_``. ``transform`` applies the movement to the embeddings the estimator was fitted on (checked
 by a SHA-256 fingerprint), and ``save``/``load`` keep a fitted result with its metadata.
+
+The pipeline itself is :func:`fit_nudge`, shared with the nudge-ft drop-in
+(:mod:`nudge.production.compat`) and with fitting against a vector store
+(:mod:`nudge.production.remote`): they differ only in how they read the documents.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple, Protocol
 
 import numpy as np
 
-from . import __version__
-from ._corpus import DEFAULT_CHUNK_SIZE, corpus_pass, fingerprint, normalise_block
+from ._corpus import DEFAULT_CHUNK_SIZE, MatrixCorpus, fingerprint, normalise_rows
 from ._io import load_artifact, row_fingerprints, save_artifact
-from ._validation import check_gamma, check_matrix, check_positive_int
+from ._validation import FLOAT_DTYPES, check_gamma, check_matrix, check_positive_int
+from ._version import __version__
 from .apply import check_method, move_rows
-from .directions import _query_sums, moved_rows, unit_rows
-from .gamma import REFERENCE_GRID, choose_gamma, prepare_validation
+from .directions import moved_rows, query_sums_csr, unit_rows
+from .gamma import REFERENCE_GRID, ValidationContext, build_context, choose_gamma
 from .pairs import as_query_set, validate_query_set
 
-__all__ = ["NotFittedError", "Nudge"]
+__all__ = ["Corpus", "NotFittedError", "Nudge", "NudgeFit", "NudgeParams", "check_params", "fit_nudge"]
 
 log = logging.getLogger(__name__)
 _FORMAT = "nudge-fit/1"
+GAMMA_CHOICES = ("middle", "smallest")
 
 
 class NotFittedError(ValueError):
     """Raised when a method needs a fitted estimator."""
 
 
+# ---------------------------------------------------------------------------------- parameters
+class NudgeParams(NamedTuple):
+    """Checked parameters of a NUDGE fit (see :class:`Nudge` for their meaning)."""
+
+    method: str  # "M" or "N"
+    gamma: float | None  # fixed step size, or None to choose it
+    k: int
+    grid: tuple[float, ...] | None  # NUDGE-N's grid when gamma is chosen, else None
+    chunk_size: int
+    val_batch_size: int
+    gamma_choice: str
+
+
+def check_params(
+    method: object = "N",
+    *,
+    gamma: object = None,
+    k: object = 1,
+    grid=None,
+    chunk_size: object = DEFAULT_CHUNK_SIZE,
+    val_batch_size: object = 256,
+    gamma_choice: object = "middle",
+) -> NudgeParams:
+    """Check :class:`Nudge`'s parameters; ``ValueError`` naming the first bad one."""
+    method = check_method(method)
+    gamma = None if gamma is None else check_gamma(gamma, method=method)
+    if method == "M" and grid is not None:
+        raise ValueError("grid applies to NUDGE-N only: NUDGE-M chooses gamma exactly, without a grid")
+    checked_grid = None
+    if method == "N" and gamma is None:
+        checked_grid = REFERENCE_GRID if grid is None else tuple(float(g) for g in np.ravel(grid))
+        if len(checked_grid) == 0:
+            raise ValueError("grid is empty: give at least one gamma value")
+        for g in checked_grid:
+            check_gamma(g, "grid value", method="N")
+    if gamma_choice not in GAMMA_CHOICES:
+        raise ValueError(f"gamma_choice must be 'middle' or 'smallest', got {gamma_choice!r}")
+    return NudgeParams(
+        method=method,
+        gamma=gamma,
+        k=check_positive_int(k, "k"),
+        grid=checked_grid,
+        chunk_size=check_positive_int(chunk_size, "chunk_size"),
+        val_batch_size=check_positive_int(val_batch_size, "val_batch_size"),
+        gamma_choice=gamma_choice,
+    )
+
+
+# ---------------------------------------------------------------------------------- the pipeline
+class Corpus(Protocol):
+    """What :func:`fit_nudge` reads of the documents (numbered ``0 .. n_docs - 1``)."""
+
+    def rows(self, indices: np.ndarray) -> np.ndarray:
+        """L2-normalised embeddings of the sorted documents ``indices`` (c,): shape (c, d)."""
+
+    def top_scores(self, queries: np.ndarray, exclude: np.ndarray, k: int) -> np.ndarray:
+        """Per query (n_q, d), the best ``k`` scores among the documents not in the sorted
+        ``exclude``: shape (n_q, k), descending, ``-inf`` padded."""
+
+
+@dataclass(frozen=True)
+class NudgeFit:
+    """What :func:`fit_nudge` learns: ``params`` (checked) and the attributes of a fitted
+    :class:`Nudge` of the same names without the trailing ``_`` (``support`` (m,), ``query_sums``
+    (m, d) float64, ``directions`` (m, d), ``moved`` (m',), ...), with documents numbered as in
+    the corpus that was read."""
+
+    params: NudgeParams
+    gamma: float
+    support: np.ndarray
+    query_sums: np.ndarray
+    directions: np.ndarray
+    moved: np.ndarray
+    val_score: float | None
+    validation_curve: dict | None
+    best_region: tuple[float, float] | None
+
+
+def _choose(ctx: ValidationContext, params: NudgeParams):
+    return choose_gamma(ctx, params.method, params.k, params.grid, params.gamma_choice)
+
+
+def fit_nudge(
+    params: NudgeParams,
+    train,
+    val,
+    corpus: Corpus,
+    *,
+    n_docs: int,
+    dim: int,
+    dtype: np.dtype,
+    names: tuple[str, str] = ("train", "val"),
+    select: Callable[[ValidationContext, NudgeParams], tuple] = _choose,
+) -> NudgeFit:
+    """The NUDGE fit pipeline: directions from ``train``, gamma from ``val``, the moved documents.
+
+    1. check the training queries (n_train, d) and their answers (document numbers), sum the
+       queries per document and take the unit directions (phase 3);
+    2. unless ``params.gamma`` is fixed: check the validation queries (n_val, d), build the
+       :class:`nudge.gamma.ValidationContext` from ``corpus`` and choose gamma (phase 4);
+    3. find the documents that move at that gamma.
+
+    Parameters
+    ----------
+    params : NudgeParams
+        From :func:`check_params`.
+    train, val : QuerySet, (embeddings, answers) tuple or {"q_embs", "q_ans_indx"} dict
+        Labelled queries; ``val`` may be None when ``params.gamma`` is set.
+    corpus : Corpus
+        The documents: ``n_docs`` rows of dimension ``dim`` and dtype ``dtype``.
+    names : (str, str)
+        The names of ``train`` and ``val`` in error messages.
+    select : callable, optional
+        ``select(ctx, params) -> (gamma, score, curve, best region)``; default
+        :func:`nudge.gamma.choose_gamma`.
+    """
+    tq, tflat, toff = validate_query_set(as_query_set(train, names[0]), names[0], n_docs=n_docs, dim=dim, dtype=dtype)
+    support, sums = query_sums_csr(tq, tflat, toff)
+    directions = unit_rows(sums).astype(dtype)
+    log.info("NUDGE-%s: %d of %d documents have training queries", params.method, support.size, n_docs)
+    gamma, score, curve, region = params.gamma, None, None, None
+    if gamma is None:
+        if val is None:
+            raise ValueError(f"{names[1]} is required to choose gamma; pass validation queries or set gamma=")
+        vq, vflat, voff = validate_query_set(as_query_set(val, names[1]), names[1], n_docs=n_docs, dim=dim, dtype=dtype)
+        ctx = build_context(
+            vq, vflat, voff, support, directions, corpus, k=params.k, val_batch_size=params.val_batch_size
+        )
+        gamma, score, curve, region = select(ctx, params)
+        e_support = ctx.tracked_rows[ctx.support_cols]
+    else:
+        e_support = corpus.rows(support) if params.method == "N" else None
+    log.info("NUDGE-%s: gamma = %.6g (validation score %s)", params.method, gamma, score)
+    return NudgeFit(
+        params=params,
+        gamma=float(gamma),
+        support=support,
+        query_sums=sums,
+        directions=directions,
+        moved=moved_rows(params.method, float(gamma), support, directions, e_support),
+        val_score=None if score is None else float(score),
+        validation_curve=curve,
+        best_region=region,
+    )
+
+
+# ---------------------------------------------------------------------------------- the estimator
 class Nudge:
     """NUDGE fine-tuning of document embeddings, scikit-learn style.
 
@@ -121,34 +277,12 @@ class Nudge:
         }
 
     def __repr__(self) -> str:
-        changed = {k: v for k, v in self.get_params().items() if v != Nudge().get_params()[k] or k == "method"}
-        return f"Nudge({', '.join(f'{k}={v!r}' for k, v in changed.items())})"
-
-    def _checked_params(self):
-        method = check_method(self.method)
-        gamma = None
-        if self.gamma is not None:
-            gamma = check_gamma(self.gamma, upper=4.0 if method == "N" else None)
-        k = check_positive_int(self.k, "k")
-        grid = None
-        if method == "N" and gamma is None:
-            grid = REFERENCE_GRID if self.grid is None else tuple(float(g) for g in np.ravel(self.grid))
-            if len(grid) == 0:
-                raise ValueError("grid is empty: give at least one gamma value")
-            for g in grid:
-                check_gamma(g, "grid value", upper=4.0)
-        if self.gamma_choice not in ("middle", "smallest"):
-            raise ValueError(f"gamma_choice must be 'middle' or 'smallest', got {self.gamma_choice!r}")
-        if method == "M" and self.grid is not None:
-            raise ValueError("grid applies to NUDGE-N only: NUDGE-M chooses gamma exactly, without a grid")
-        return (
-            method,
-            gamma,
-            k,
-            grid,
-            check_positive_int(self.chunk_size, "chunk_size"),
-            check_positive_int(self.val_batch_size, "val_batch_size"),
-        )
+        defaults = Nudge().get_params()
+        shown = []
+        for name, value in self.get_params().items():
+            if name == "method" or not _same(value, defaults[name]):
+                shown.append(f"{name}={_short_repr(value)}")
+        return f"Nudge({', '.join(shown)})"
 
     # ------------------------------------------------------------------ fitting
     def fit(self, embeddings: np.ndarray, train, val=None) -> Nudge:
@@ -179,49 +313,54 @@ class Nudge:
         return out
 
     def _fit(self, embeddings, train, val, out):
-        method, gamma, k, grid, chunk_size, val_batch_size = self._checked_params()
+        params = check_params(**self.get_params())
         e = check_matrix(embeddings, "embeddings", finite=False, nonzero_rows=False)
-        n, d = e.shape
-        tq, tflat, toff = validate_query_set(as_query_set(train, "train"), "train", n_docs=n, dim=d, dtype=e.dtype)
-        support, sums = _query_sums(tq, tflat, toff)
-        directions = unit_rows(sums).astype(e.dtype)
-        log.info("NUDGE-%s: %d of %d documents have training queries", method, support.size, n)
-        curve = region = score = None
-        if gamma is None:
-            if val is None:
-                raise ValueError("val is required to choose gamma; pass validation queries or set gamma=")
-            vq, vflat, voff = validate_query_set(as_query_set(val, "val"), "val", n_docs=n, dim=d, dtype=e.dtype)
-            ctx, digest = prepare_validation(
-                e, support, directions, vq, vflat, voff,
-                k=k, chunk_size=chunk_size, val_batch_size=val_batch_size, out=out, want_hash=True,
-            )  # fmt: skip
-            gamma, score, curve, region = choose_gamma(ctx, method, k, grid, self.gamma_choice)
-            e_support = ctx.special_rows[ctx.support_pos]
-        else:
-            _, digest = corpus_pass(e, e[:0], np.empty(0, np.int64), 1, chunk_size=chunk_size, out=out, want_hash=True)
-            e_support = out[support] if out is not None else normalise_block(e[support])
-        log.info("NUDGE-%s: gamma = %.6g (validation score %s)", method, gamma, score)
-
-        self.method_ = method
-        self.k_ = k
-        self.gamma_ = float(gamma)
-        self.support_ = support
-        self.query_sums_ = sums
-        self.directions_ = directions
-        self.val_score_ = None if score is None else float(score)
-        self.validation_curve_ = curve
-        self.best_region_ = region
-        self.n_documents_, self.n_features_in_ = n, d
+        if params.gamma is not None:  # no corpus pass to choose gamma: check (and normalise) every row
+            normalise_rows(e, out, chunk_size=params.chunk_size)
+        corpus = MatrixCorpus(e, chunk_size=params.chunk_size, out=out)
+        fit = fit_nudge(params, train, val, corpus, n_docs=e.shape[0], dim=e.shape[1], dtype=e.dtype)
+        self.method_ = params.method
+        self.k_ = params.k
+        self.gamma_ = fit.gamma
+        self.support_ = fit.support
+        self.query_sums_ = fit.query_sums
+        self.directions_ = fit.directions
+        self.moved_ = fit.moved
+        self.val_score_ = fit.val_score
+        self.validation_curve_ = fit.validation_curve
+        self.best_region_ = fit.best_region
+        self.n_documents_, self.n_features_in_ = e.shape
         self.dtype_ = e.dtype
-        self.embeddings_sha256_ = digest
-        self.moved_ = moved_rows(method, self.gamma_, support, directions, e_support)
-        self.support_fingerprints_ = row_fingerprints(e_support)
+        self.embeddings_sha256_ = fingerprint(e)
+        # Per-row fingerprints of the ORIGINAL (normalised) rows this model may move: a store's
+        # current vectors are checked against them before anything is written (nudge.production.stores).
+        self.support_fingerprints_ = row_fingerprints(corpus.rows(self.support_))
         return self
 
     # ------------------------------------------------------------------ applying
     def _check_fitted(self) -> None:
         if not hasattr(self, "gamma_"):
             raise NotFittedError("this Nudge is not fitted yet: call fit() or Nudge.load() first")
+
+    def check_embeddings(self, embeddings: np.ndarray, source: str = "this NUDGE") -> np.ndarray:
+        """Refuse embeddings other than the fitted ones (shape, dtype, SHA-256 fingerprint).
+
+        ``source`` names the fitted result in the message (e.g. the file it was loaded from).
+        Returns ``embeddings`` as a checked ndarray.
+        """
+        self._check_fitted()
+        e = check_matrix(embeddings, "embeddings", finite=False, nonzero_rows=False)
+        fitted = (self.n_documents_, self.n_features_in_)
+        if e.shape != fitted:
+            raise ValueError(f"embeddings have shape {e.shape} but {source} was fitted on shape {fitted}")
+        if e.dtype != self.dtype_:
+            raise ValueError(f"embeddings have dtype {e.dtype} but {source} was fitted on {self.dtype_}")
+        if fingerprint(e) != self.embeddings_sha256_:
+            raise ValueError(
+                f"embeddings are not the ones {source} was fitted on (SHA-256 fingerprint differs): "
+                "the fitted result is stale; fit again on the current embeddings"
+            )
+        return e
 
     def transform(self, embeddings: np.ndarray, gamma: float | None = None) -> np.ndarray:
         """Fine-tuned copy of ``embeddings`` (the fitted ones: checked by fingerprint).
@@ -239,22 +378,10 @@ class Nudge:
             NUDGE-N rows are unit length; NUDGE-M rows are not (use the dot product).
         """
         self._check_fitted()
-        gamma = self.gamma_ if gamma is None else check_gamma(gamma, upper=4.0 if self.method_ == "N" else None)
-        e = check_matrix(embeddings, "embeddings", finite=False, nonzero_rows=False)
-        if e.shape != (self.n_documents_, self.n_features_in_):
-            raise ValueError(
-                f"embeddings have shape {e.shape} but this NUDGE was fitted on shape "
-                f"{(self.n_documents_, self.n_features_in_)}"
-            )
-        if e.dtype != self.dtype_:
-            raise ValueError(f"embeddings have dtype {e.dtype} but this NUDGE was fitted on {self.dtype_}")
+        gamma = self.gamma_ if gamma is None else check_gamma(gamma, method=self.method_)
+        e = self.check_embeddings(embeddings)
         out = np.empty_like(e)
-        _, digest = corpus_pass(e, e[:0], np.empty(0, np.int64), 1, chunk_size=self.chunk_size, out=out, want_hash=True)
-        if digest != self.embeddings_sha256_:
-            raise ValueError(
-                "embeddings are not the ones this NUDGE was fitted on (SHA-256 fingerprint differs): "
-                "the fitted result is stale; fit again on the current embeddings"
-            )
+        normalise_rows(e, out, chunk_size=self.chunk_size)
         move_rows(out, self.support_, self.directions_, gamma, self.method_)
         return out
 
@@ -275,7 +402,8 @@ class Nudge:
             "val_score": self.val_score_,
             "best_region": self.best_region_,
             "params": {
-                k: (list(map(float, v)) if k == "grid" and v is not None else v) for k, v in self.get_params().items()
+                k: (list(map(float, np.ravel(v))) if k == "grid" and v is not None else v)
+                for k, v in self.get_params().items()
             },
         }
         arrays = {"support": self.support_, "query_sums": self.query_sums_, "moved": self.moved_}
@@ -288,36 +416,142 @@ class Nudge:
 
     @classmethod
     def load(cls, path: str | os.PathLike, embeddings: np.ndarray | None = None) -> Nudge:
-        """Read a result written by :meth:`save`.
+        """Read a result written by :meth:`save`, checking every field.
 
         When ``embeddings`` are given they are checked against the stored fingerprint now, so
-        a stale artefact is refused before anything is applied.
+        a stale artefact is refused before anything is applied, and the stored list of moved
+        documents is checked against them.
         """
         meta, arrays = load_artifact(path, _FORMAT, kind="a saved NUDGE result")
-        params = meta["params"]
-        est = cls(**params)
-        est.method_ = meta["method"]
-        est.k_ = meta["k"]
-        est.gamma_ = float(meta["gamma"])
-        est.n_documents_ = int(meta["n_documents"])
-        est.n_features_in_ = int(meta["n_features"])
-        est.dtype_ = np.dtype(meta["dtype"])
-        est.embeddings_sha256_ = meta["embeddings_sha256"]
-        est.val_score_ = meta["val_score"]
-        est.best_region_ = None if meta["best_region"] is None else tuple(meta["best_region"])
-        est.support_ = arrays["support"].astype(np.int64)
-        est.query_sums_ = arrays["query_sums"]
+        params = _saved_params(meta, path)
+        est = cls(**params._asdict())
+        est.__dict__.update(_saved_state(meta, arrays, path))
+        if (params.method, params.k) != (est.method_, est.k_) or params.gamma not in (None, est.gamma_):
+            raise _field_error(path, "params", "disagrees with the stored method, k or gamma")
         est.directions_ = unit_rows(est.query_sums_).astype(est.dtype_)
-        est.moved_ = arrays["moved"].astype(np.int64)
-        est.support_fingerprints_ = arrays.get("support_fingerprints")
-        est.validation_curve_ = (
-            {"gamma": arrays["curve_gamma"], "score": arrays["curve_score"]} if "curve_gamma" in arrays else None
-        )
+        est.support_fingerprints_ = _saved_fingerprints(arrays, est.support_.size, path)
         if embeddings is not None:
-            e = check_matrix(embeddings, "embeddings", finite=False, nonzero_rows=False)
-            if e.shape != (est.n_documents_, est.n_features_in_) or fingerprint(e) != est.embeddings_sha256_:
-                raise ValueError(
-                    f"embeddings do not match the ones {str(path)!r} was fitted on (shape or "
-                    "SHA-256 fingerprint differs): the saved result is stale; fit again"
-                )
+            e = est.check_embeddings(embeddings, source=repr(str(path)))
+            expected = moved_rows(
+                est.method_, est.gamma_, est.support_, est.directions_, MatrixCorpus(e).rows(est.support_)
+            )
+            if not np.array_equal(expected, est.moved_):
+                raise _field_error(path, "moved", "does not list the documents this gamma moves")
         return est
+
+
+# ---------------------------------------------------------------------------------- helpers
+def _same(a, b) -> bool:
+    """Parameter equality that also works for arrays (``grid=np.linspace(...)``)."""
+    if a is None or b is None:
+        return a is b
+    if isinstance(a, (np.ndarray, list, tuple)) or isinstance(b, (np.ndarray, list, tuple)):
+        return np.shape(a) == np.shape(b) and bool(np.all(np.asarray(a) == np.asarray(b)))
+    return bool(a == b)
+
+
+def _short_repr(value) -> str:
+    if isinstance(value, (np.ndarray, list, tuple)) and np.size(value) > 6:
+        flat = np.ravel(value)
+        return f"<{flat.size} values from {flat[0]:g} to {flat[-1]:g}>"
+    return repr(value.tolist() if isinstance(value, np.ndarray) else value)
+
+
+def _field_error(path, field: str, what: str) -> ValueError:
+    return ValueError(f"{str(path)!r} is not a valid saved NUDGE result: field {field!r} {what}")
+
+
+def _saved_params(meta: dict, path) -> NudgeParams:
+    params = meta.get("params")
+    if not isinstance(params, dict) or set(params) != set(Nudge().get_params()):
+        raise _field_error(path, "params", f"must hold exactly {sorted(Nudge().get_params())}")
+    try:
+        checked = check_params(**params)
+    except ValueError as exc:
+        raise _field_error(path, "params", f"is invalid: {exc}") from None
+    return checked._replace(grid=params["grid"] if params["grid"] is None else tuple(params["grid"]))
+
+
+def _saved_fingerprints(arrays: dict, n_support: int, path) -> np.ndarray | None:
+    """The per-row fingerprints of the support's original rows (absent in models saved before them)."""
+    fp = arrays.get("support_fingerprints")
+    if fp is None:
+        return None
+    if fp.dtype != np.float64 or fp.shape != (n_support, 16) or not np.isfinite(fp).all():
+        raise _field_error(path, "support_fingerprints", f"must be a finite float64 array of shape {(n_support, 16)}")
+    return fp
+
+
+def _saved_state(meta: dict, arrays: dict, path) -> dict:
+    """The fitted attributes stored in an artefact, each checked (``ValueError`` naming the field)."""
+
+    def check(field: str, ok: bool, what: str) -> None:
+        if not ok:
+            raise _field_error(path, field, what + (f", got {meta[field]!r}" if field in meta else ""))
+
+    def integer(field: str) -> int:
+        value = meta.get(field)
+        check(field, isinstance(value, int) and not isinstance(value, bool) and value >= 1, "must be an integer >= 1")
+        return value
+
+    method, dtype_name, digest = meta.get("method"), meta.get("dtype"), meta.get("embeddings_sha256")
+    check("method", method in ("M", "N"), "must be 'M' or 'N'")
+    try:
+        gamma = check_gamma(meta.get("gamma"), "gamma", method=method)
+    except ValueError as exc:
+        raise _field_error(path, "gamma", f"is invalid: {exc}") from None
+    check("dtype", dtype_name in [d.name for d in FLOAT_DTYPES], "must be 'float32' or 'float64'")
+    dtype = np.dtype(dtype_name)
+    if method == "M" and 1.0 + gamma > float(np.finfo(dtype).max):
+        raise _field_error(path, "gamma", f"is too large for {dtype} output: {gamma:g}")
+    n_docs, n_features, k = integer("n_documents"), integer("n_features"), integer("k")
+    check(
+        "embeddings_sha256", isinstance(digest, str) and re.fullmatch(r"[0-9a-f]{64}", digest), "must be 64 hex digits"
+    )
+    score, region = meta.get("val_score"), meta.get("best_region")
+    real = (int, float)
+    check("val_score", score is None or (type(score) in real and 0 <= score <= 1), "must be null or in [0, 1]")
+    region_ok = isinstance(region, list) and len(region) == 2 and all(type(v) in real for v in region)
+    check("best_region", region is None or (region_ok and 0 <= region[0] <= region[1]), "must be null or [start, end]")
+
+    def indices(field: str) -> np.ndarray:
+        a = arrays.get(field)
+        ok = a is not None and a.ndim == 1 and (a.size == 0 or a.dtype.kind in "iu")
+        check(field, ok and (a.size == 0 or (0 <= a[0] and a[-1] < n_docs and np.all(np.diff(a) > 0))),
+              f"must be sorted, distinct document indices in [0, {n_docs - 1}]")  # fmt: skip
+        return a.astype(np.int64)
+
+    support, moved = indices("support"), indices("moved")
+    sums = arrays.get("query_sums")
+    shape_ok = sums is not None and sums.dtype == np.float64 and sums.shape == (support.size, n_features)
+    check("query_sums", shape_ok, f"must be a float64 array of shape {(support.size, n_features)}")
+    check(
+        "query_sums",
+        np.isfinite(sums).all() and np.all(np.einsum("ij,ij->i", sums, sums) > 0),
+        "must hold finite, non-zero rows",
+    )
+    check("moved", np.setdiff1d(moved, support).size == 0, "lists documents without training queries")
+    expected_m = support if gamma > 0 else support[:0]
+    if (gamma == 0 and moved.size) or (method == "M" and not np.array_equal(moved, expected_m)):
+        raise _field_error(path, "moved", "does not list the documents this gamma moves")
+    curve = None
+    if "curve_gamma" in arrays or "curve_score" in arrays:
+        g, c = arrays.get("curve_gamma"), arrays.get("curve_score")
+        ok = g is not None and c is not None and g.ndim == 1 and g.shape == c.shape and np.isfinite(g).all()
+        check("curve_gamma", ok, "and 'curve_score' must be 1-D arrays of equal length")
+        curve = {"gamma": g, "score": c}
+    return {
+        "method_": method,
+        "k_": k,
+        "gamma_": gamma,
+        "n_documents_": n_docs,
+        "n_features_in_": n_features,
+        "dtype_": dtype,
+        "embeddings_sha256_": digest,
+        "val_score_": None if score is None else float(score),
+        "best_region_": None if region is None else tuple(map(float, region)),
+        "support_": support,
+        "query_sums_": sums,
+        "moved_": moved,
+        "validation_curve_": curve,
+    }

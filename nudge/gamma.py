@@ -1,9 +1,9 @@
 """Phase 4: MaxA-EFT, choosing the step size gamma on validation queries (notebook 04).
 
 The directions are fixed (phase 3); only the step size is chosen, to maximise a validation
-metric. The metric is the reference package's: for each validation query, the number of its
-relevant documents in the top ``k`` divided by ``min(#relevant, k)``, averaged over queries
-(top-1 accuracy for ``k = 1``; a document ties in its favour).
+metric: for each validation query, the number of its relevant documents in the top ``k``
+divided by ``min(#relevant, k)``, averaged over queries (top-1 accuracy for ``k = 1``; a
+document ties in its favour). Scores are kept as exact integer counts, for any ``k``.
 
 * NUDGE-M: every score is a line in gamma, so the set of gammas where a (query, answer) pair
   counts is a union of closed intervals. The best gamma is found *exactly* by a sweep over the
@@ -12,41 +12,48 @@ relevant documents in the top ``k`` divided by ``min(#relevant, k)``, averaged o
   moved rows decompose as ``cos(theta) (q . e) + sin(theta) (q . u)``, so each grid value costs
   only elementwise work on (validation x moved) blocks.
 
-Both start from :class:`ValidationContext`: one pass over the corpus finds, for every
-validation query, the best scores among documents that neither move nor answer any validation
-query (they cannot change with gamma); everything after that touches only the moved rows and the
-validation answers. No (validation x corpus) matrix is ever built.
+Both start from :class:`ValidationContext`. Only the *tracked* documents (those that move and
+the validation answers) are scored one by one; of all the others, which never move, only the
+best ``k`` scores per validation query matter (``rest_top``), found in one pass over the corpus.
+No (validation x corpus) matrix is ever built.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import reduce
+from typing import NamedTuple
 
 import numpy as np
 
-from ._corpus import DEFAULT_CHUNK_SIZE, corpus_pass, normalise_block
-from .directions import nudge_n_coefficients, nudge_n_geometry
+from ._corpus import DEFAULT_CHUNK_SIZE, MatrixCorpus
+from .directions import nudge_n_geometry, nudge_n_rotation
 
 __all__ = [
     "REFERENCE_GRID",
+    "RankedBlock",
+    "Top1Lines",
     "ValidationContext",
+    "best_gamma_from_intervals",
     "best_gamma_m",
     "best_gamma_n",
+    "build_context",
     "choose_gamma",
     "curve_m",
     "curve_n",
+    "nudge_n_hit_totals",
     "pair_intervals",
-    "prepare_validation",
+    "pick_in_region",
     "query_intervals",
+    "ties_favour_the_answer",
+    "top1_lines",
     "validation_context",
 ]
 
 #: The reference package's NUDGE-N grid: 0, 0.02, ..., 0.48 (computed the same way, bit for bit).
 REFERENCE_GRID = tuple(0.02 * x for x in range(25))
-_REFERENCE_EPS = 1e-8
-_REFERENCE_LARGE = 1e8
+_INT64_SAFE = 2**62  # weighted totals below this cannot overflow int64
 
 
 @dataclass
@@ -59,32 +66,34 @@ class ValidationContext:
         Validation query embeddings.
     offsets : ndarray of int64, shape (n_val + 1,)
         CSR offsets of the answers (pairs of query ``i`` are ``offsets[i]:offsets[i+1]``).
-    answer_pos : ndarray of int64, shape (n_pairs,)
-        For every validation pair, the position of its answer in ``special``.
-    special : ndarray of int64, shape (c,)
-        Sorted document indices scored explicitly: support documents and validation answers.
-    special_rows : ndarray, shape (c, d)
+    tracked : ndarray of int64, shape (c,)
+        Sorted indices of the documents scored one by one: those with training queries and the
+        validation answers.
+    tracked_rows : ndarray, shape (c, d)
         Their L2-normalised embeddings.
-    support_pos : ndarray of int64, shape (m,)
-        Positions in ``special`` of the support documents (in support order).
+    answer_cols : ndarray of int64, shape (n_pairs,)
+        For every validation pair, the position of its answer in ``tracked``.
+    support_cols : ndarray of int64, shape (m,)
+        Positions in ``tracked`` of the documents with training queries (in support order).
     directions : ndarray, shape (m, d)
-        Unit query-sum directions of the support documents.
-    background : ndarray, shape (n_val, k)
-        Best scores of all other documents per validation query (descending, ``-inf`` padded).
+        Their unit query-sum directions.
+    rest_top : ndarray, shape (n_val, k)
+        Per validation query, the best scores among all the *other* documents (descending,
+        ``-inf`` padded): they never move, so nothing else about them matters.
     k : int
-        Depth of ``background`` (the largest k this context can evaluate).
+        Depth of ``rest_top`` (the largest k this context can evaluate).
     val_batch_size : int
         Validation queries per block.
     """
 
     queries: np.ndarray
     offsets: np.ndarray
-    answer_pos: np.ndarray
-    special: np.ndarray
-    special_rows: np.ndarray
-    support_pos: np.ndarray
+    tracked: np.ndarray
+    tracked_rows: np.ndarray
+    answer_cols: np.ndarray
+    support_cols: np.ndarray
     directions: np.ndarray
-    background: np.ndarray
+    rest_top: np.ndarray
     k: int
     val_batch_size: int = 256
     _geometry: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
@@ -96,88 +105,88 @@ class ValidationContext:
     def geometry(self) -> tuple[np.ndarray, np.ndarray]:
         """NUDGE-N's ``cos_angle`` (m,) and unit normals (m, d) of the support rows (cached)."""
         if self._geometry is None:
-            e = self.special_rows[self.support_pos]
-            self._geometry = nudge_n_geometry(e, self.directions)
+            self._geometry = nudge_n_geometry(self.tracked_rows[self.support_cols], self.directions)
         return self._geometry
 
-    def blocks(self, exact: bool = True):
-        """Yield ``(rows, S, T)`` per block of validation queries.
+    def blocks(self):
+        """Yield ``(rows, S, T)`` per block of validation queries, in the input dtype.
 
-        ``S`` (b x c) are scores against the special documents, ``T`` (b x c) the scores
-        against their directions (zero outside the support); float64 when ``exact``, else in the
-        input dtype (the reference package's arithmetic).
+        ``S`` (b x c) are the scores against the tracked documents, ``T`` (b x c) the scores
+        against their directions (zero outside the support).
         """
         for r0 in range(0, self.n_queries, self.val_batch_size):
             r1 = min(r0 + self.val_batch_size, self.n_queries)
             q = self.queries[r0:r1]
-            s = q @ self.special_rows.T
-            if exact:
-                s = s.astype(np.float64)
+            s = q @ self.tracked_rows.T
             t = np.zeros_like(s)
-            t[:, self.support_pos] = q @ self.directions.T
+            t[:, self.support_cols] = q @ self.directions.T
             yield slice(r0, r1), s, t
 
     def query_weights(self, k: int) -> tuple[np.ndarray, int]:
-        """Integer weight per pair so the weighted count is exact; and the common scale.
+        """Integer weight per pair so that weighted counts are exact; and the common scale.
 
-        A pair of query ``i`` weighs ``L / min(|A_i|, k)`` with ``L = lcm(1..k)``; the metric is
-        ``weighted count / (L * n_val)``.
+        A pair of query ``i`` weighs ``L / min(|A_i|, k)`` with ``L`` the least common multiple
+        of the values ``min(|A_i|, k)`` that occur; the metric is ``weighted count / (L * n_val)``.
+        The weights are int64 when no total can overflow, else Python integers (an object
+        array), so the count stays exact for any ``k``.
         """
-        scale = reduce(math.lcm, range(1, k + 1), 1)
         n_ans = np.diff(self.offsets)
-        per_query = scale // np.minimum(n_ans, k)
+        caps = np.minimum(n_ans, k)
+        scale = math.lcm(*(int(c) for c in np.unique(caps)))
+        if scale * max(self.n_queries, 1) < _INT64_SAFE:
+            per_query = scale // caps
+        else:
+            per_query = np.array([scale // int(c) for c in caps], dtype=object)
         return np.repeat(per_query, n_ans), scale
 
 
-def prepare_validation(
-    embeddings: np.ndarray,
-    support: np.ndarray,
-    directions: np.ndarray,
+def build_context(
     val_queries: np.ndarray,
     val_flat: np.ndarray,
     val_offsets: np.ndarray,
+    support: np.ndarray,
+    directions: np.ndarray,
+    corpus,
     *,
     k: int = 1,
-    chunk_size: int = DEFAULT_CHUNK_SIZE,
     val_batch_size: int = 256,
-    out: np.ndarray | None = None,
-    want_hash: bool = False,
-    extra_background: np.ndarray | None = None,
-) -> tuple[ValidationContext, str | None]:
-    """Run the corpus pass and collect what gamma selection needs (inputs already checked).
+) -> ValidationContext:
+    """Collect what gamma selection needs from ``corpus`` (inputs already checked).
 
-    ``extra_background`` (n_val, j) adds scores of documents kept outside ``embeddings``
-    (the reference package's ``nontrain_embeddings``). ``out`` and ``want_hash`` are passed to
-    the corpus pass so one pass also writes the normalised output and the fingerprint.
+    Parameters
+    ----------
+    val_queries : ndarray, shape (n_val, d)
+    val_flat, val_offsets : ndarray of int64, shapes (n_pairs,) and (n_val + 1,)
+        Validation answers (document indices) in CSR form.
+    support : ndarray of int64, shape (m,)
+        Sorted documents with training queries.
+    directions : ndarray, shape (m, d)
+        Their unit query-sum directions.
+    corpus : object with ``rows(indices)`` and ``top_scores(queries, exclude, k)``
+        See :class:`nudge.estimator.Corpus`; e.g. :class:`nudge._corpus.MatrixCorpus`.
     """
-    special = np.union1d(support, val_flat)
-    background, digest = corpus_pass(
-        embeddings, val_queries, special, k, chunk_size=chunk_size, out=out, want_hash=want_hash
-    )
-    if extra_background is not None:
-        both = np.concatenate([background, extra_background.astype(background.dtype)], axis=1)
-        background = -np.sort(-both, axis=1)[:, :k]
-    rows = out[special] if out is not None else normalise_block(embeddings[special])
-    ctx = ValidationContext(
+    tracked = np.union1d(support, val_flat)
+    rest_top = corpus.top_scores(val_queries, tracked, k)
+    return ValidationContext(
         queries=val_queries,
         offsets=val_offsets,
-        answer_pos=np.searchsorted(special, val_flat),
-        special=special,
-        special_rows=rows,
-        support_pos=np.searchsorted(special, support),
+        tracked=tracked,
+        tracked_rows=corpus.rows(tracked),
+        answer_cols=np.searchsorted(tracked, val_flat),
+        support_cols=np.searchsorted(tracked, support),
         directions=directions.astype(val_queries.dtype, copy=False),
-        background=background,
+        rest_top=rest_top,
         k=k,
         val_batch_size=val_batch_size,
     )
-    return ctx, digest
 
 
 def validation_context(embeddings: np.ndarray, model, queries, k: int = 1, **kwargs) -> ValidationContext:
     """A :class:`ValidationContext` for a fitted :class:`nudge.Nudge` and any labelled queries.
 
     Convenience for notebooks and tools: checks ``queries`` (a QuerySet, tuple or dict) against
-    ``embeddings`` and prepares the context for ``model``'s support and directions.
+    ``embeddings`` (N, d) and prepares the context for ``model``'s support and directions.
+    ``kwargs``: ``chunk_size``, ``val_batch_size``.
     """
     from .pairs import as_query_set, validate_query_set
 
@@ -185,8 +194,9 @@ def validation_context(embeddings: np.ndarray, model, queries, k: int = 1, **kwa
     q, flat, off = validate_query_set(
         as_query_set(queries, "queries"), "queries", n_docs=e.shape[0], dim=e.shape[1], dtype=e.dtype
     )
-    ctx, _ = prepare_validation(e, model.support_, model.directions_, q, flat, off, k=k, **kwargs)
-    return ctx
+    corpus = MatrixCorpus(e, chunk_size=kwargs.get("chunk_size", DEFAULT_CHUNK_SIZE))
+    batch = kwargs.get("val_batch_size", 256)
+    return build_context(q, flat, off, model.support_, model.directions_, corpus, k=k, val_batch_size=batch)
 
 
 # --------------------------------------------------------------------------------------------
@@ -194,37 +204,117 @@ def validation_context(embeddings: np.ndarray, model, queries, k: int = 1, **kwa
 # --------------------------------------------------------------------------------------------
 
 
-def _pair_lines(ctx: ValidationContext, rows: slice, s: np.ndarray, t: np.ndarray, k: int):
-    """Intercepts ``b`` and slopes ``c`` of every competitor line relative to each pair's answer.
+class Top1Lines(NamedTuple):
+    """The competitors of each validation pair of one block, as lines in gamma (NUDGE-M, top 1).
 
-    A competitor ``j`` is above answer ``a`` at gamma iff ``b_j + gamma * c_j > 0`` with
-    ``b_j = s_j - s_a`` and ``c_j = t_j - t_a``. Columns: the special documents (the answer's own
-    column gives ``b = c = 0``, which never counts) then ``k`` background documents (slope 0).
+    Competitor ``j`` scores above answer ``a`` at gamma iff ``gap_j > gamma * gain_j``.
+
+    Attributes
+    ----------
+    pairs : ndarray of int64, shape (P,)
+        Validation pair numbers.
+    gap : ndarray, shape (P, m)
+        ``s_j - s_a`` for every document ``j`` that moves (the answer's own column is 0).
+    gain : ndarray, shape (P, m)
+        ``t_a - t_j``: how fast the answer gains on ``j`` as gamma grows.
+    flat_gap : ndarray, shape (P,)
+        ``s_j - s_a`` of the best document that does not move (other than the answer); its
+        gain is ``answer_slope``.
+    answer_slope : ndarray, shape (P,)
+        ``t_a`` (0 when the answer does not move).
     """
-    p0, p1 = ctx.offsets[rows.start], ctx.offsets[rows.stop]
-    counts = np.diff(ctx.offsets[rows.start : rows.stop + 1])
-    r = np.repeat(np.arange(rows.stop - rows.start), counts)
-    a = ctx.answer_pos[p0:p1]
-    s_a = s[r, a][:, None]
-    t_a = t[r, a][:, None]
-    bg = ctx.background[rows][r, :k].astype(s.dtype)
-    b = np.concatenate([s[r] - s_a, bg - s_a], axis=1)
-    c = np.concatenate([t[r] - t_a, np.broadcast_to(-t_a, bg.shape)], axis=1)
-    return b, c, slice(p0, p1)
+
+    pairs: np.ndarray
+    gap: np.ndarray
+    gain: np.ndarray
+    flat_gap: np.ndarray
+    answer_slope: np.ndarray
 
 
-def pair_intervals(ctx: ValidationContext, k: int = 1, *, reference: bool = False):
+def top1_lines(ctx: ValidationContext):
+    """Yield :class:`Top1Lines` per block of validation queries.
+
+    Documents that do not move (validation answers outside the support, and the rest of the
+    corpus) are horizontal lines: only the highest one other than the pair's own answer can bound
+    the pair's interval. So the per-pair work is over the moved documents only.
+    """
+    dtype = ctx.queries.dtype
+    m = ctx.support_cols.size
+    is_support = np.zeros(ctx.tracked.size, dtype=bool)
+    is_support[ctx.support_cols] = True
+    flat_cols = np.flatnonzero(~is_support)
+    # one matrix product per block: [support rows; directions; flat rows]
+    stacked = np.concatenate([ctx.tracked_rows[ctx.support_cols], ctx.directions, ctx.tracked_rows[flat_cols]])
+    support_index = np.full(ctx.tracked.size, -1, dtype=np.int64)
+    support_index[ctx.support_cols] = np.arange(m)
+    flat_index = np.full(ctx.tracked.size, -1, dtype=np.int64)
+    flat_index[flat_cols] = np.arange(flat_cols.size)
+    for r0 in range(0, ctx.n_queries, ctx.val_batch_size):
+        r1 = min(r0 + ctx.val_batch_size, ctx.n_queries)
+        scores = ctx.queries[r0:r1] @ stacked.T
+        s_sup, t_sup, s_flat = scores[:, :m], scores[:, m : 2 * m], scores[:, 2 * m :]
+        rest = ctx.rest_top[r0:r1, 0].astype(dtype)
+        # the two best flat scores per query (a flat answer must not compete with itself)
+        top2 = np.full((r1 - r0, 2), -1, dtype=np.int64)
+        v2 = np.full((r1 - r0, 2), -np.inf, dtype=dtype)
+        if flat_cols.size >= 2:
+            top2 = np.argpartition(-s_flat, 1, axis=1)[:, :2]
+            v2 = np.take_along_axis(s_flat, top2, 1)
+            swap = v2[:, 1] > v2[:, 0]
+            top2[swap] = top2[swap][:, ::-1]
+            v2[swap] = v2[swap][:, ::-1]
+        elif flat_cols.size == 1:
+            top2[:, 0], v2[:, 0] = 0, s_flat[:, 0]
+        p0, p1 = ctx.offsets[r0], ctx.offsets[r1]
+        r = np.repeat(np.arange(r1 - r0), np.diff(ctx.offsets[r0 : r1 + 1]))
+        a = ctx.answer_cols[p0:p1]
+        a_sup, a_flat = support_index[a], flat_index[a]
+        moving = a_sup >= 0
+        s_flat_a = s_flat[r, np.maximum(a_flat, 0)] if flat_cols.size else np.zeros(r.size, dtype)
+        s_a = np.where(moving, s_sup[r, np.maximum(a_sup, 0)], s_flat_a)
+        t_a = np.where(moving, t_sup[r, np.maximum(a_sup, 0)], 0).astype(dtype)
+        best_flat = np.where(top2[r, 0] == a_flat, v2[r, 1], v2[r, 0])
+        one_each = r.size == r1 - r0  # every query has one answer: pair i is query i
+        yield Top1Lines(
+            pairs=np.arange(p0, p1),
+            gap=(s_sup if one_each else s_sup[r]) - s_a[:, None],
+            gain=t_a[:, None] - (t_sup if one_each else t_sup[r]),
+            flat_gap=np.maximum(best_flat, rest[r]) - s_a,
+            answer_slope=t_a,
+        )
+
+
+def _top1_intervals(ctx: ValidationContext):
+    """Per validation pair, the interval where no competitor is strictly above the answer."""
+    los, his, pairs = [], [], []
+    for lines in top1_lines(ctx):
+        gap, gain, t_a = lines.gap, lines.gain, lines.answer_slope
+        zero = gap.dtype.type(0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = gap / gain
+            flat_ratio = lines.flat_gap / t_a
+        # gain > 0: the answer overtakes j from gamma = ratio on; gain < 0: j overtakes it there
+        lo = np.max(np.where(gain > zero, ratio, zero), axis=1, initial=0.0)
+        hi = np.min(np.where(gain < zero, ratio, np.inf), axis=1, initial=np.inf)
+        lo = np.where(t_a > 0, np.maximum(lo, flat_ratio), lo).astype(np.float64)
+        hi = np.where(t_a < 0, np.minimum(hi, flat_ratio), hi).astype(np.float64)
+        blocked = np.any((gain == zero) & (gap > zero), axis=1) | ((t_a == 0) & (lines.flat_gap > 0))
+        ok = ~blocked & (hi >= lo)
+        los.append(lo[ok])
+        his.append(hi[ok])
+        pairs.append(lines.pairs[ok])
+    return np.concatenate(los), np.concatenate(his), np.concatenate(pairs)
+
+
+def pair_intervals(ctx: ValidationContext, k: int = 1):
     """Closed gamma intervals in which each validation pair's answer is in the top ``k``.
 
     Parameters
     ----------
     ctx : ValidationContext
-        From :func:`prepare_validation` with ``ctx.k >= k``.
+        From :func:`build_context` with ``ctx.k >= k``.
     k : int
         Depth: the answer counts while fewer than ``k`` documents score strictly higher.
-    reference : bool
-        Reproduce the reference package's arithmetic (``k = 1`` only): ``s / (g + 1e-8)`` and
-        ``1e8`` for "no upper bound".
 
     Returns
     -------
@@ -235,138 +325,54 @@ def pair_intervals(ctx: ValidationContext, k: int = 1, *, reference: bool = Fals
     """
     if k > ctx.k:
         raise ValueError(f"k={k} exceeds the depth {ctx.k} this validation context was prepared for")
-    if reference and k != 1:
-        raise ValueError("reference=True reproduces the reference package, which only supports k=1")
-    if k == 1 and not reference:
-        return _pair_intervals_top1(ctx)
+    if k == 1:
+        return _top1_intervals(ctx)
     los, his, pairs = [], [], []
-    # Scores are computed in the input dtype (float32 scores carry float32 accuracy whatever
-    # the arithmetic after them), like the reference does.
-    for rows, s, t in ctx.blocks(exact=False):
-        b, c, psl = _pair_lines(ctx, rows, s, t, k)
-        pair_ids = np.arange(psl.start, psl.stop)
-        if k == 1:
-            lo, hi, ok = _intervals_top1(b, c, reference=reference)
-            los.append(lo[ok])
-            his.append(hi[ok])
-            pairs.append(pair_ids[ok])
-        else:
-            for i in range(b.shape[0]):
-                lo, hi = _intervals_topk(b[i], c[i], k)
-                los.append(lo)
-                his.append(hi)
-                pairs.append(np.full(lo.size, pair_ids[i]))
+    # Scores in the input dtype (float32 scores carry float32 accuracy whatever the arithmetic after them).
+    for rows, s, t in ctx.blocks():
+        p0, p1 = ctx.offsets[rows.start], ctx.offsets[rows.stop]
+        r = np.repeat(np.arange(rows.stop - rows.start), np.diff(ctx.offsets[rows.start : rows.stop + 1]))
+        a = ctx.answer_cols[p0:p1]
+        s_a, t_a = s[r, a][:, None], t[r, a][:, None]
+        rest = ctx.rest_top[rows][r, :k].astype(s.dtype)
+        # competitor j is above the answer at gamma iff gap_j + gamma * slope_j > 0
+        gap = np.concatenate([s[r] - s_a, rest - s_a], axis=1)
+        slope = np.concatenate([t[r] - t_a, np.broadcast_to(-t_a, rest.shape)], axis=1)
+        for i, pair in enumerate(range(p0, p1)):
+            lo, hi = _intervals_topk(gap[i], slope[i], k)
+            los.append(lo)
+            his.append(hi)
+            pairs.append(np.full(lo.size, pair))
     if not los:
         empty = np.empty(0)
         return empty, empty, np.empty(0, dtype=np.int64)
     return np.concatenate(los), np.concatenate(his), np.concatenate(pairs)
 
 
-def _pair_intervals_top1(ctx: ValidationContext):
-    """Top-1 intervals with the flat competitors folded into one line per pair.
+def _intervals_topk(gap: np.ndarray, slope: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Closed intervals of gamma >= 0 where fewer than ``k`` lines ``gap + gamma * slope`` are > 0.
 
-    Documents that do not move (validation answers outside the support, and the background)
-    are horizontal lines: only the highest one other than the pair's own answer can bound the
-    interval. So the per-pair work is over the moved documents only.
-    """
-    dtype = ctx.queries.dtype
-    m = ctx.support_pos.size
-    is_support = np.zeros(ctx.special.size, dtype=bool)
-    is_support[ctx.support_pos] = True
-    flat_cols = np.flatnonzero(~is_support)
-    # one matrix product per block: [support rows; directions; flat rows]
-    stacked = np.concatenate([ctx.special_rows[ctx.support_pos], ctx.directions, ctx.special_rows[flat_cols]])
-    support_index = np.full(ctx.special.size, -1, dtype=np.int64)
-    support_index[ctx.support_pos] = np.arange(ctx.support_pos.size)
-    flat_index = np.full(ctx.special.size, -1, dtype=np.int64)
-    flat_index[flat_cols] = np.arange(flat_cols.size)
-    los, his, pairs = [], [], []
-    for r0 in range(0, ctx.n_queries, ctx.val_batch_size):
-        r1 = min(r0 + ctx.val_batch_size, ctx.n_queries)
-        scores = ctx.queries[r0:r1] @ stacked.T
-        s_sup, t_sup, s_flat = scores[:, :m], scores[:, m : 2 * m], scores[:, 2 * m :]
-        bg = ctx.background[r0:r1, 0].astype(dtype)
-        # the two best flat scores per query (a flat answer must not compete with itself)
-        if flat_cols.size >= 2:
-            top2 = np.argpartition(-s_flat, 1, axis=1)[:, :2]
-            v2 = np.take_along_axis(s_flat, top2, 1)
-            swap = v2[:, 1] > v2[:, 0]
-            top2[swap] = top2[swap][:, ::-1]
-            v2[swap] = v2[swap][:, ::-1]
-        else:
-            top2 = np.full((r1 - r0, 2), -1, dtype=np.int64)
-            v2 = np.full((r1 - r0, 2), -np.inf, dtype=dtype)
-            if flat_cols.size == 1:
-                top2[:, 0], v2[:, 0] = 0, s_flat[:, 0]
-        p0, p1 = ctx.offsets[r0], ctx.offsets[r1]
-        r = np.repeat(np.arange(r1 - r0), np.diff(ctx.offsets[r0 : r1 + 1]))
-        a = ctx.answer_pos[p0:p1]
-        a_sup, a_flat = support_index[a], flat_index[a]
-        moving = a_sup >= 0
-        s_a = np.where(
-            moving, s_sup[r, np.maximum(a_sup, 0)], s_flat[r, np.maximum(a_flat, 0)] if flat_cols.size else 0
-        )
-        t_a = np.where(moving, t_sup[r, np.maximum(a_sup, 0)], 0).astype(dtype)
-        best_flat = np.where(top2[r, 0] == a_flat, v2[r, 1], v2[r, 0])
-        b_flat = np.maximum(best_flat, bg[r]) - s_a
-        # lines of the moved documents: above the answer iff b + gamma * (t_j - t_a) > 0
-        b = s_sup[r] - s_a[:, None]
-        g = t_a[:, None] - t_sup[r]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            alpha = b / g
-            flat_alpha = b_flat / t_a
-        zero = dtype.type(0)
-        lo = np.max(np.where(g > zero, alpha, zero), axis=1, initial=0.0)
-        hi = np.min(np.where(g < zero, alpha, np.inf), axis=1, initial=np.inf)
-        lo = np.where(t_a > 0, np.maximum(lo, flat_alpha), lo).astype(np.float64)
-        hi = np.where(t_a < 0, np.minimum(hi, flat_alpha), hi).astype(np.float64)
-        blocked = np.any((g == zero) & (b > zero), axis=1) | ((t_a == 0) & (b_flat > 0))
-        ok = ~blocked & (hi >= lo)
-        los.append(lo[ok])
-        his.append(hi[ok])
-        pairs.append(np.arange(p0, p1)[ok])
-    return np.concatenate(los), np.concatenate(his), np.concatenate(pairs)
-
-
-def _intervals_top1(b: np.ndarray, c: np.ndarray, *, reference: bool):
-    """Per row, the interval where no competitor is strictly above (``b + gamma c <= 0`` for all)."""
-    # b + gamma c <= 0 : c < 0 -> gamma >= b/(-c) (lower bound); c > 0 -> gamma <= -b/c (upper).
-    # The reference writes g = -c and alpha = b / (g + eps).
-    g = -c
-    with np.errstate(divide="ignore", invalid="ignore"):
-        alpha = b / (g + b.dtype.type(_REFERENCE_EPS)) if reference else b / g
-    large = b.dtype.type(_REFERENCE_LARGE if reference else np.inf)
-    zero = b.dtype.type(0)
-    lo = np.maximum(np.max(np.where(g > zero, alpha, zero), axis=1), zero).astype(np.float64)
-    hi = np.min(np.where(g < zero, alpha, large), axis=1).astype(np.float64)
-    if reference:
-        hi = np.minimum(hi, large)
-    blocked = np.any((g == 0) & (b > 0), axis=1)
-    ok = ~blocked & (hi >= lo)
-    return lo, hi, ok
-
-
-def _intervals_topk(b: np.ndarray, c: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Closed intervals of gamma >= 0 where fewer than ``k`` lines ``b + gamma c`` are > 0.
-
-    Each condition ``b_j + gamma c_j > 0`` is open in gamma, so the count is lower
+    Each condition ``gap_j + gamma slope_j > 0`` is open in gamma, so the count is lower
     semi-continuous and the accepted set is closed: a finite union of closed intervals.
+    Competitors scoring ``-inf`` (padding) are never above.
     """
+    real = np.isfinite(gap)
+    gap, slope = gap[real], slope[real]
     with np.errstate(divide="ignore", invalid="ignore"):
-        r = -b / c
-    flat = c == 0
-    base = int(np.count_nonzero(flat & (b > 0)))
-    up = c > 0  # above for gamma > r
-    dn = c < 0  # above for gamma < r
-    r_up = r[up]
-    base += int(np.count_nonzero(r_up < 0))
-    r_up = np.sort(r_up[r_up >= 0])
-    r_dn = r[dn]
-    r_dn = np.sort(r_dn[r_dn > 0])
-    pts = np.unique(np.concatenate([[0.0], r_up, r_dn]))
-    n_dn = r_dn.size
-    at_pt = base + np.searchsorted(r_up, pts, "left") + (n_dn - np.searchsorted(r_dn, pts, "right"))
-    after = base + np.searchsorted(r_up, pts, "right") + (n_dn - np.searchsorted(r_dn, pts, "right"))
+        cross = -gap / slope
+    flat = slope == 0
+    base = int(np.count_nonzero(flat & (gap > 0)))
+    up = slope > 0  # above for gamma > cross
+    dn = slope < 0  # above for gamma < cross
+    cross_up = cross[up]
+    base += int(np.count_nonzero(cross_up < 0))
+    cross_up = np.sort(cross_up[cross_up >= 0])
+    cross_dn = cross[dn]
+    cross_dn = np.sort(cross_dn[cross_dn > 0])
+    pts = np.unique(np.concatenate([[0.0], cross_up, cross_dn]))
+    n_dn = cross_dn.size
+    at_pt = base + np.searchsorted(cross_up, pts, "left") + (n_dn - np.searchsorted(cross_dn, pts, "right"))
+    after = base + np.searchsorted(cross_up, pts, "right") + (n_dn - np.searchsorted(cross_dn, pts, "right"))
     ok_pt = at_pt < k
     ok_seg = after < k  # open segment (pts[i], pts[i+1]) or (pts[-1], inf)
     # Accepted runs start and end at points (the set is closed); walk the alternation
@@ -389,7 +395,7 @@ def best_gamma_from_intervals(lo: np.ndarray, hi: np.ndarray, weights: np.ndarra
     ----------
     lo, hi : ndarray, shape (n,)
         Closed intervals ``[lo, hi]``.
-    weights : ndarray of int64, shape (n,)
+    weights : ndarray of int64 or of Python int, shape (n,)
         Positive integer weights (integers keep ties exact).
 
     Returns
@@ -413,21 +419,6 @@ def best_gamma_from_intervals(lo: np.ndarray, hi: np.ndarray, weights: np.ndarra
     if total <= 0:
         return 0.0, 0, math.inf
     return float(vals[order[i]]), total, float(vals[order[i + 1]])
-
-
-def best_gamma_reference(lo: np.ndarray, hi: np.ndarray) -> float:
-    """The reference package's sweep, reproduced exactly (its tie handling included).
-
-    It counts, at each distinct end point ``v``, the intervals with ``lo <= v < hi`` and returns
-    the first ``v`` with the largest positive count (0 when there is none).
-    """
-    if lo.size == 0:
-        return 0.0
-    lo_s, hi_s = np.sort(lo), np.sort(hi)
-    vals = np.unique(np.concatenate([lo_s, hi_s]))
-    count = np.searchsorted(lo_s, vals, "right") - np.searchsorted(hi_s, vals, "right")
-    i = int(np.argmax(count))
-    return float(vals[i]) if count[i] > 0 else 0.0
 
 
 def pick_in_region(start: float, end: float, choice: str = "middle") -> float:
@@ -457,7 +448,7 @@ def query_intervals(ctx: ValidationContext, k: int = 1, *, intervals=None):
     Returns
     -------
     lo, hi : ndarray of float64
-    weights : ndarray of int64
+    weights : ndarray of int64 (or of Python int, see :meth:`ValidationContext.query_weights`)
     scale : int
         ``L``; the score at gamma is ``covering weight / (L * n_val)``.
     """
@@ -476,8 +467,8 @@ def query_intervals(ctx: ValidationContext, k: int = 1, *, intervals=None):
             for level_lo, level_hi in _level_sets(lo[group], hi[group], cap):
                 out_lo.append(level_lo)
                 out_hi.append(level_hi)
-                out_w.append(np.full(level_lo.size, w[pair[group[0]]]))
-    return np.concatenate(out_lo), np.concatenate(out_hi), np.concatenate(out_w).astype(np.int64), scale
+                out_w.append(np.full(level_lo.size, w[pair[group[0]]], dtype=w.dtype))
+    return np.concatenate(out_lo), np.concatenate(out_hi), np.concatenate(out_w), scale
 
 
 def _level_sets(lo: np.ndarray, hi: np.ndarray, cap: int):
@@ -512,11 +503,16 @@ def curve_m(ctx: ValidationContext, gammas: np.ndarray, k: int = 1, *, intervals
     gammas = np.asarray(gammas, dtype=np.float64)
     lo, hi, w, scale = intervals if intervals is not None else query_intervals(ctx, k)
     o_lo, o_hi = np.argsort(lo, kind="stable"), np.argsort(hi, kind="stable")
-    c_lo = np.concatenate([[0], np.cumsum(w[o_lo])])
-    c_hi = np.concatenate([[0], np.cumsum(w[o_hi])])
-    started = c_lo[np.searchsorted(lo[o_lo], gammas, "right")]
-    ended = c_hi[np.searchsorted(hi[o_hi], gammas, "left")]
-    return (started - ended) / (scale * ctx.n_queries)
+    zero = np.zeros(1, dtype=w.dtype)
+    c_lo = np.concatenate([zero, np.cumsum(w[o_lo])])
+    c_hi = np.concatenate([zero, np.cumsum(w[o_hi])])
+    covered = c_lo[np.searchsorted(lo[o_lo], gammas, "right")] - c_hi[np.searchsorted(hi[o_hi], gammas, "left")]
+    return _fractions(covered, scale * ctx.n_queries)
+
+
+def _fractions(totals, denominator: int) -> np.ndarray:
+    """Integer totals divided by an integer, correctly rounded to float64 (any size of integer)."""
+    return np.array([int(t) / denominator for t in np.ravel(totals)], dtype=np.float64).reshape(np.shape(totals))
 
 
 def choose_gamma(ctx: ValidationContext, method: str, k: int, grid=REFERENCE_GRID, choice: str = "middle"):
@@ -539,104 +535,157 @@ def choose_gamma(ctx: ValidationContext, method: str, k: int, grid=REFERENCE_GRI
 # --------------------------------------------------------------------------------------------
 
 
-def _hits_n(ctx: ValidationContext, gammas, k: int, *, reference: bool = False) -> np.ndarray:
-    """Weighted hit totals (int64, one per gamma) of NUDGE-N's validation metric.
+@dataclass
+class RankedBlock:
+    """One block of validation queries scored at one NUDGE-N gamma: what a top-k rule needs.
 
-    A pair counts when its answer scores at least the ``k``-th best score of its query (ties
-    count in the answer's favour, as for NUDGE-M); a query's count is capped at
-    ``min(|A|, k)``. Rows inside the cap become exactly ``G/||G||``, so documents with the same
-    query sum tie exactly; their scores are taken from ``q . G/||G||`` so the tie stays exact.
+    Attributes
+    ----------
+    pair_rows : ndarray of int64, shape (P,)
+        Row (query within the block) of each validation pair of the block.
+    answer_cols : ndarray of int64, shape (P,)
+        Position of each pair's answer in :meth:`row`.
+    answer_scores : ndarray, shape (P,)
+        Each pair's answer score.
+    kth : ndarray, shape (b,)
+        Each query's ``k``-th best score over all documents.
+    k : int
+    """
 
-    With ``reference=True`` the top ``k`` are taken as the reference package's ``topk`` does on
-    large inputs: exact ties go to the lower document index.
+    pair_rows: np.ndarray
+    answer_cols: np.ndarray
+    answer_scores: np.ndarray
+    kth: np.ndarray
+    k: int
+    _support_cols: np.ndarray = field(repr=False)
+    _moved_scores: np.ndarray = field(repr=False)
+    _fixed_cols: np.ndarray = field(repr=False)
+    _fixed_scores: np.ndarray = field(repr=False)
+    _fixed_top: np.ndarray = field(repr=False)
+    _rest_top: np.ndarray = field(repr=False)
+
+    def count_at_least_kth(self, rows: np.ndarray) -> np.ndarray:
+        """For the queries ``rows``, how many documents score at least their ``k``-th best,
+        counting at most ``k + 1`` of those that move and of those that do not: more than ``k``
+        means a tie at the cut-off. Shape (len(rows),)."""
+        fixed = np.count_nonzero(self._fixed_top[rows] >= self.kth[rows, None], axis=1)
+        moved = self._moved_scores
+        if moved.shape[1] == 0:
+            return fixed
+        if self.k == 1:  # the best and the second best moved score are enough (two passes, no count)
+            at = np.arange(moved.shape[0]), moved.argmax(axis=1)
+            best = moved[at]
+            moved[at] = -np.inf
+            second = moved.max(axis=1)
+            moved[at] = best
+            n_moved = (best >= self.kth).astype(np.int64) + (second >= self.kth)
+        else:
+            n_moved = (moved >= self.kth[:, None]).view(np.uint8).sum(axis=1, dtype=np.int64)
+        return n_moved[rows] + fixed
+
+    def row(self, i: int) -> np.ndarray:
+        """All scores of query ``i``: tracked documents in index order, then the rest's top ``k``."""
+        tracked = np.empty(self._support_cols.size + self._fixed_cols.size, dtype=self._moved_scores.dtype)
+        tracked[self._support_cols] = self._moved_scores[i]
+        tracked[self._fixed_cols] = self._fixed_scores[i]
+        return np.concatenate([tracked, self._rest_top[i]])
+
+
+def ties_favour_the_answer(block: RankedBlock) -> np.ndarray:
+    """The library's top-k rule: an answer counts when it scores at least the ``k``-th best."""
+    return block.answer_scores >= block.kth[block.pair_rows]
+
+
+def nudge_n_hit_totals(
+    ctx: ValidationContext,
+    gammas,
+    k: int,
+    in_top_k: Callable[[RankedBlock], np.ndarray] = ties_favour_the_answer,
+) -> list[int]:
+    """Weighted hit totals of NUDGE-N's validation metric, one exact integer per gamma.
+
+    ``in_top_k(block)`` says which pairs of a :class:`RankedBlock` count (default: ties count in
+    the answer's favour, as for NUDGE-M); a query's count is capped at ``min(|A|, k)``. Rows
+    inside the cap become exactly ``G/||G||``, so documents with the same query sum tie exactly;
+    their scores are taken from ``q . G/||G||`` so the tie stays exact.
     """
     dtype = ctx.queries.dtype
     cos_angle, normal = ctx.geometry()
-    coeffs = []
+    rotations = []
     for g in gammas:
-        a, b = nudge_n_coefficients(cos_angle, g)
+        cos_t, sin_t = nudge_n_rotation(cos_angle, g)
         inside = (cos_angle >= 1.0 - g / 2.0) if g > 0 else np.zeros(cos_angle.shape, bool)
-        coeffs.append((a.astype(dtype), b.astype(dtype), np.flatnonzero(inside)))
-    normal = normal.astype(dtype)
+        rotations.append((cos_t.astype(dtype), sin_t.astype(dtype), inside))
     w_pair, _ = ctx.query_weights(k)
-    totals = np.zeros(len(gammas), dtype=np.int64)
-    n_special = ctx.special.size
-    col_in_support = np.full(n_special, -1, dtype=np.int64)
-    col_in_support[ctx.support_pos] = np.arange(ctx.support_pos.size)
+    totals = [0] * len(rotations)
+    m = ctx.support_cols.size
+    col_in_support = np.full(ctx.tracked.size, -1, dtype=np.int64)
+    col_in_support[ctx.support_cols] = np.arange(m)
     fixed_cols = np.flatnonzero(col_in_support < 0)
-    for rows, s, t in ctx.blocks(exact=False):
+    fixed_index = np.full(ctx.tracked.size, -1, dtype=np.int64)
+    fixed_index[fixed_cols] = np.arange(fixed_cols.size)
+    # one matrix product per block: [support rows; directions; normals; rows that do not move]
+    stacked = np.concatenate(
+        [ctx.tracked_rows[ctx.support_cols], ctx.directions, normal.astype(dtype), ctx.tracked_rows[fixed_cols]]
+    )
+    for r0 in range(0, ctx.n_queries, ctx.val_batch_size):
+        rows = slice(r0, min(r0 + ctx.val_batch_size, ctx.n_queries))
+        scores = ctx.queries[rows] @ stacked.T
+        s_sup, t_sup, n_sup, s_fixed = np.split(scores, [m, 2 * m, 3 * m], axis=1)
         nb = rows.stop - rows.start
         p0, p1 = ctx.offsets[rows.start], ctx.offsets[rows.stop]
         n_ans = np.diff(ctx.offsets[rows.start : rows.stop + 1])
         r = np.repeat(np.arange(nb), n_ans)
         cap = np.minimum(n_ans, k)
-        q_weight = np.zeros(nb, dtype=np.int64)
+        q_weight = np.zeros(nb, dtype=w_pair.dtype)
         q_weight[r] = w_pair[p0:p1]
-        a_col = ctx.answer_pos[p0:p1]
+        a_col = ctx.answer_cols[p0:p1]
         a_sup = col_in_support[a_col]
         moving = a_sup >= 0
-        fixed_answer_score = s[r, a_col]
-        s_sup = np.ascontiguousarray(s[:, ctx.support_pos])
-        t_sup = np.ascontiguousarray(t[:, ctx.support_pos])
-        w_sup = ctx.queries[rows] @ normal.T
-        # Candidates that do not move: the other special documents and the background.
-        fixed_s = np.concatenate([s[:, fixed_cols], ctx.background[rows, :k]], axis=1)
-        if fixed_s.shape[1] > k:
-            fixed_s = -np.partition(-fixed_s, k - 1, axis=1)[:, :k]
-        if reference:
-            is_ans = np.zeros((nb, n_special), dtype=bool)
-            is_ans[r, a_col] = True
-            ref_fixed = np.concatenate([s[:, fixed_cols], ctx.background[rows, :k]], axis=1)
-            ref_fixed_ans = np.concatenate([is_ans[:, fixed_cols], np.zeros((nb, k), bool)], axis=1)
-            ref_sup_ans = is_ans[:, ctx.support_pos]
-        buf = np.empty_like(s_sup)
-        for gi, (a, b, inside) in enumerate(coeffs):
-            np.multiply(s_sup, a, out=buf)
-            buf += w_sup * b
-            if inside.size:
-                buf[:, inside] = t_sup[:, inside]
-            if reference:
-                # Columns: support documents in index order, then fixed ones; a stable sort
-                # keeps the lower index first among exact ties.
-                both = np.concatenate([buf, ref_fixed], axis=1)
-                both_ans = np.concatenate([ref_sup_ans, ref_fixed_ans], axis=1)
-                top = np.argsort(-both, axis=1, kind="stable")[:, :k]
-                hits = np.take_along_axis(both_ans, top, 1).sum(axis=1)
-                totals[gi] += int((np.minimum(hits, cap) * q_weight).sum())
-                continue
+        fixed_answer_score = s_fixed[r, np.maximum(fixed_index[a_col], 0)] if fixed_cols.size else s_sup[r, 0]
+        rest = ctx.rest_top[rows, :k].astype(dtype)
+        # The k + 1 best of the documents that do not move (the other tracked ones and the rest):
+        # the k-th best overall is among them and the moved ones; the one more shows ties.
+        fixed_top = np.concatenate([s_fixed, rest], axis=1)
+        if fixed_top.shape[1] > k + 1:
+            fixed_top = -np.partition(-fixed_top, k, axis=1)[:, : k + 1]
+        moved, part = np.empty_like(s_sup), np.empty_like(s_sup)
+        for gi, (cos_t, sin_t, inside) in enumerate(rotations):
+            np.multiply(s_sup, cos_t, out=moved)
+            np.multiply(n_sup, sin_t, out=part)
+            moved += part
+            if inside.any():
+                np.copyto(moved, t_sup, where=inside)
             if k == 1:
-                kth = np.max(fixed_s, axis=1)
-                if buf.shape[1]:
-                    np.maximum(kth, buf.max(axis=1), out=kth)
+                kth = np.max(fixed_top, axis=1)
+                if moved.shape[1]:
+                    np.maximum(kth, moved.max(axis=1), out=kth)
             else:
-                both = np.concatenate([buf, fixed_s], axis=1)
-                kth = -np.partition(-both, k - 1, axis=1)[:, k - 1]
+                kth = -np.partition(-np.concatenate([moved, fixed_top], axis=1), k - 1, axis=1)[:, k - 1]
             score = fixed_answer_score.copy()
-            score[moving] = buf[r[moving], a_sup[moving]]
-            hits = np.bincount(r, weights=score >= kth[r], minlength=nb).astype(np.int64)
+            score[moving] = moved[r[moving], a_sup[moving]]
+            block = RankedBlock(r, a_col, score, kth, k, ctx.support_cols, moved, fixed_cols, s_fixed, fixed_top, rest)
+            hits = np.bincount(r, weights=in_top_k(block), minlength=nb).astype(np.int64)
             totals[gi] += int((np.minimum(hits, cap) * q_weight).sum())
     return totals
 
 
 def curve_n(ctx: ValidationContext, gammas, k: int = 1) -> np.ndarray:
     """NUDGE-N validation score at each gamma (shape (len(gammas),))."""
+    return _grid_scores(ctx, list(gammas), k)[1]
+
+
+def best_gamma_n(ctx: ValidationContext, grid=REFERENCE_GRID, k: int = 1) -> tuple[float, float, np.ndarray]:
+    """NUDGE-N grid search: the first grid gamma with the best score, the score, all scores."""
+    grid = list(grid)
+    totals, scores = _grid_scores(ctx, grid, k)
+    i = max(range(len(totals)), key=totals.__getitem__)  # first of the exact (integer) maxima
+    return float(grid[i]), float(scores[i]), scores
+
+
+def _grid_scores(ctx: ValidationContext, grid: list, k: int) -> tuple[list[int], np.ndarray]:
     if k > ctx.k:
         raise ValueError(f"k={k} exceeds the depth {ctx.k} this validation context was prepared for")
-    totals = _hits_n(ctx, list(gammas), k)
+    totals = nudge_n_hit_totals(ctx, grid, k)
     _, scale = ctx.query_weights(k)
-    return totals / (scale * ctx.n_queries)
-
-
-def best_gamma_n(
-    ctx: ValidationContext, grid=REFERENCE_GRID, k: int = 1, *, reference: bool = False
-) -> tuple[float, float, np.ndarray]:
-    """NUDGE-N grid search: the first grid gamma with the best score, the score, all scores.
-
-    ``reference=True`` breaks exact score ties by document index, as the reference package.
-    """
-    grid = list(grid)
-    totals = _hits_n(ctx, grid, k, reference=reference)
-    i = int(np.argmax(totals))
-    _, scale = ctx.query_weights(k)
-    scores = totals / (scale * ctx.n_queries)
-    return float(grid[i]), float(scores[i]), scores
+    return totals, _fractions(totals, scale * ctx.n_queries)

@@ -187,3 +187,16 @@ def test_inputs_are_never_modified(problem, method):
     np.testing.assert_array_equal(q_train, snapshot[1])
     np.testing.assert_array_equal(q_val, snapshot[2])
     assert answers == snapshot[3]
+
+
+@pytest.mark.parametrize("method", ["M", "N"])
+def test_bad_document_row_is_named_when_gamma_is_fixed(problem, method):
+    e = problem.embeddings.copy()
+    row = int(problem.train.answers[0][0])  # a document that moves
+    e[row] = np.nan
+    with pytest.raises(ValueError, match=rf"embeddings contains NaN or infinite values \(first in row {row}\)"):
+        Nudge(method, gamma=0.1).fit(e, problem.train)
+    with pytest.raises(ValueError, match=rf"first in row {row}"):
+        (NUDGEM() if method == "M" else NUDGEN()).finetune_embeddings(
+            e, problem.train.to_dict(), problem.val.to_dict(), gamma=0.1
+        )

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from nudge import NUDGEM, NUDGEN, NotFittedError, Nudge
-from nudge.gamma import _intervals_top1, _intervals_topk, best_gamma_from_intervals, best_gamma_reference
+from nudge.gamma import best_gamma_from_intervals
+from nudge.production.compat import best_gamma_reference
 from nudge.teaching.synthetic import make_retrieval_problem
 
 
@@ -123,7 +124,7 @@ def test_save_and_load_round_trip(problem, method, tmp_path):
 def test_load_refuses_stale_and_foreign_files(problem, tmp_path):
     path = Nudge("M").fit(problem.embeddings, problem.train, problem.val).save(tmp_path / "fit.npz")
     other = problem.embeddings[::-1].copy()
-    with pytest.raises(ValueError, match=r"do not match the ones .* stale"):
+    with pytest.raises(ValueError, match=r"not the ones .*fit.npz.* was fitted on .* stale"):
         Nudge.load(path, embeddings=other)
     loaded = Nudge.load(path)
     with pytest.raises(ValueError, match=r"stale"):
@@ -169,21 +170,6 @@ def test_finer_grid_is_at_least_as_good_on_validation(problem):
     assert len(fine.validation_curve_["gamma"]) == 97
 
 
-def test_general_k_intervals_agree_with_the_closed_form_for_k1():
-    rng = np.random.default_rng(5)
-    for _ in range(200):
-        m = int(rng.integers(1, 12))
-        b = rng.normal(size=(1, m))
-        c = rng.normal(size=(1, m)) * (rng.random((1, m)) > 0.2)
-        lo, hi, ok = _intervals_top1(b, c, reference=False)
-        glo, ghi = _intervals_topk(b[0], c[0], 1)
-        if ok[0]:
-            np.testing.assert_allclose([glo[0], ghi[0]], [lo[0], hi[0]])
-            assert glo.size == 1
-        else:
-            assert glo.size == 0
-
-
 def test_sweeps_on_hand_made_intervals():
     lo = np.array([0.0, 0.5, 0.5, 1.0, 2.0])
     hi = np.array([1.0, 1.0, 3.0, 1.0, 4.0])
@@ -194,3 +180,81 @@ def test_sweeps_on_hand_made_intervals():
     assert best_gamma_reference(lo, hi) == 0.5
     assert best_gamma_from_intervals(lo[:0], hi[:0], w[:0])[0] == 0.0
     assert best_gamma_reference(lo[:0], hi[:0]) == 0.0
+
+
+def test_repr_shows_changed_parameters_including_an_array_grid():
+    assert repr(Nudge("N")) == "Nudge(method='N')"
+    assert repr(Nudge("M", k=3, gamma_choice="smallest")) == "Nudge(method='M', k=3, gamma_choice='smallest')"
+    assert repr(Nudge("N", grid=np.linspace(0, 0.6, 121))) == "Nudge(method='N', grid=<121 values from 0 to 0.6>)"
+    assert repr(Nudge("N", grid=[0.1, 0.2])) == "Nudge(method='N', grid=[0.1, 0.2])"
+
+
+def test_huge_gamma_is_refused_instead_of_returning_inf_rows(problem):
+    est = Nudge("M", gamma=1e39).fit(problem.embeddings, problem.train)
+    with pytest.raises(ValueError, match=r"gamma=1e\+39 is too large: the moved rows overflow float32"):
+        est.transform(problem.embeddings)
+
+
+def _edit_saved(path, meta_edit=None, **arrays):
+    """Rewrite a saved model with edited metadata or arrays (as a hostile user could)."""
+    with np.load(path) as z:
+        meta = json.loads(str(z["meta"]))
+        data = {k: z[k] for k in z.files if k != "meta"}
+    if meta_edit:
+        meta_edit(meta)
+    data.update(arrays)
+    np.savez(path, meta=np.array(json.dumps(meta)), **data)
+
+
+@pytest.mark.parametrize(
+    ("edit", "field"),
+    [
+        (lambda m: m.update(method="X"), "method"),
+        (lambda m: m.update(gamma=None), "gamma"),
+        (lambda m: m.update(gamma=-1), "gamma"),
+        (lambda m: m.update(gamma=5.0), "gamma"),
+        (lambda m: m.update(k=0), "k"),
+        (lambda m: m.update(n_documents=-3), "n_documents"),
+        (lambda m: m.update(dtype="int8"), "dtype"),
+        (lambda m: m.update(embeddings_sha256="abc"), "embeddings_sha256"),
+        (lambda m: m.update(val_score=7), "val_score"),
+        (lambda m: m.update(best_region=[2, 1]), "best_region"),
+        (lambda m: m["params"].update(k="two"), "params"),
+        (lambda m: m.pop("params"), "params"),
+        (lambda m: m.update(k=2), "params"),
+        (lambda m: m.update(method="M"), "params"),
+    ],
+)
+def test_load_refuses_edited_metadata(problem, tmp_path, edit, field):
+    path = Nudge("N").fit(problem.embeddings, problem.train, problem.val).save(tmp_path / "fit.npz")
+    _edit_saved(path, edit)
+    with pytest.raises(ValueError, match=rf"fit.npz' is not a valid saved NUDGE result: field '{field}'"):
+        Nudge.load(path)
+
+
+def test_load_refuses_edited_arrays(problem, tmp_path):
+    est = Nudge("N").fit(problem.embeddings, problem.train, problem.val)
+    path = est.save(tmp_path / "fit.npz")
+    cases = [
+        ({"moved": est.moved_[1:]}, "moved", True),  # only visible against the embeddings
+        ({"moved": np.append(est.moved_, 10**6)}, "moved", False),
+        ({"support": est.support_[::-1]}, "support", False),
+        ({"query_sums": est.query_sums_[:, :3]}, "query_sums", False),
+        ({"query_sums": np.full_like(est.query_sums_, np.nan)}, "query_sums", False),
+    ]
+    for arrays, field, needs_embeddings in cases:
+        est.save(path)
+        _edit_saved(path, **arrays)
+        if needs_embeddings:
+            Nudge.load(path)  # consistent on its own ...
+        with pytest.raises(ValueError, match=rf"field '{field}'"):  # ... but not with the embeddings
+            Nudge.load(path, embeddings=problem.embeddings)
+    m = Nudge("M").fit(problem.embeddings, problem.train, problem.val)
+    m.save(path)
+    _edit_saved(path, moved=m.moved_[:-1])
+    with pytest.raises(ValueError, match=r"field 'moved' does not list the documents this gamma moves"):
+        Nudge.load(path)
+    m.save(path)
+    _edit_saved(path, lambda meta: meta.update(gamma=1e300))
+    with pytest.raises(ValueError, match=r"field 'gamma' is too large for float32"):
+        Nudge.load(path)

@@ -12,7 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nudge import NUDGEM, NUDGEN
+from nudge import NUDGEM, NUDGEN, Nudge
+from nudge.gamma import validation_context
+from nudge.production.compat import best_gamma_reference, reference_intervals
 
 FIXTURES = sorted((Path(__file__).parent / "reference" / "fixtures").glob("*.npz"))
 # gamma >= 2 for NUDGE-N: a documented deviation, checked on its own below
@@ -89,8 +91,6 @@ def test_gamma_above_2_keeps_untrained_documents():
 
 def test_reference_sweep_agrees_with_recorded_intervals():
     """Our port of the reference's sweep returns the reference's gamma on its own intervals."""
-    from nudge.gamma import best_gamma_reference
-
     checked = 0
     for path in FIXTURES:
         z = np.load(path)
@@ -98,3 +98,53 @@ def test_reference_sweep_agrees_with_recorded_intervals():
             assert best_gamma_reference(z["interval_lows"], z["interval_highs"]) == float(z["gamma"])
             checked += 1
     assert checked >= 5
+
+
+def test_reference_intervals_agree_with_recorded_intervals():
+    """The drop-in's intervals (folded over the documents that do not move) are the reference's.
+
+    End points divide by small gains, so float32 score differences in the last bit (another
+    summation order than torch's) show up magnified: 1e-3 relative."""
+    checked = 0
+    for path in FIXTURES:
+        z, _, train, val = load(path)
+        if "interval_lows" not in z.files or "nontrain" in z.files:
+            continue
+        e = z["embeddings"]
+        model = Nudge("M", gamma=0.1).fit(e, (train["q_embs"], train["q_ans_indx"]))
+        lo, hi = reference_intervals(validation_context(e, model, (val["q_embs"], val["q_ans_indx"])))
+        assert lo.size == z["interval_lows"].size
+        np.testing.assert_allclose(np.sort(lo), np.sort(z["interval_lows"]), rtol=1e-3, atol=1e-6)
+        np.testing.assert_allclose(np.sort(hi), np.sort(z["interval_highs"]), rtol=1e-3, atol=1e-6)
+        checked += 1
+    assert checked >= 4
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_lower_index_first_equals_a_stable_sort_with_exact_ties(k):
+    """The drop-in's tie rule (counting) against the reference's (a stable sort), with many exact ties."""
+    from nudge.gamma import nudge_n_hit_totals
+    from nudge.production.compat import lower_index_first
+
+    rng = np.random.default_rng(k)
+    base = rng.standard_normal((12, 5)).astype(np.float32)
+    docs = base[rng.integers(0, 12, 40)]  # duplicated documents tie exactly
+    docs /= np.linalg.norm(docs, axis=1, keepdims=True)
+    train_ans = [[int(i)] for i in rng.integers(0, 40, 30)] + [[3, 4, 5]] * 3
+    train_q = docs[[a[0] for a in train_ans]] + 0.3 * rng.standard_normal((len(train_ans), 5)).astype(np.float32)
+    val_ans = [[int(i)] for i in rng.integers(0, 40, 25)]
+    val_q = docs[[a[0] for a in val_ans]] + 0.3 * rng.standard_normal((25, 5)).astype(np.float32)
+    model = Nudge("N", gamma=0.1).fit(docs, (train_q, train_ans))
+    ctx = validation_context(docs, model, (val_q, val_ans), k=k, val_batch_size=7)
+    checked = []
+
+    def both(block):
+        fast = lower_index_first(block, k)
+        for p in range(block.pair_rows.size):
+            order = np.argsort(-block.row(block.pair_rows[p]), kind="stable")[:k]
+            assert fast[p] == (block.answer_cols[p] in order)
+        checked.append(block.pair_rows.size)
+        return fast
+
+    nudge_n_hit_totals(ctx, [0.0, 0.1, 0.5, 1.5, 3.0], k, in_top_k=both)
+    assert sum(checked) == 5 * 25

@@ -217,7 +217,9 @@ def test_bundled_week_one_then_week_two_in_three_chunks_equals_everything_at_onc
     as_rows = lambda pairs: (pairs[0], [[row[d] for d in a] for a in pairs[1]])  # noqa: E731
     est = Nudge(method).fit(t2.doc_embeddings, as_rows(train), as_rows(val))
     assert est.gamma_ == pytest.approx(state.gamma_, rel=1e-5) and est.val_score_ == state.val_score_
-    np.testing.assert_allclose(est.transform(t2.doc_embeddings), out, rtol=0, atol=1e-6)
+    # Nudge sums queries in float32 (as nudge-ft does), the state in float64: gamma agrees to 1e-5
+    # relative, and a moved row moves by gamma, so rows agree to about 1e-5 * gamma.
+    np.testing.assert_allclose(est.transform(t2.doc_embeddings), out, rtol=0, atol=1e-5 * max(1.0, state.gamma_))
 
     # week 2 added passages, some of them answers to new pairs: recorded and moved
     new_docs = set(t2.doc_ids) - set(t1.doc_ids)

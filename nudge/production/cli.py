@@ -40,9 +40,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import __version__
 from .._corpus import fingerprint as _fingerprint
 from .._io import atomic_write, crash_point, file_lock, load_embeddings, save_embeddings
+from .._version import __version__
 from ..estimator import Nudge
 from ..evaluation import compare, evaluate_embeddings, format_table
 from ..pairs import QuerySet, split_queries

@@ -2,13 +2,13 @@
 
 Gamma selection needs three things from the corpus (see :mod:`nudge.gamma`): the normalised
 vectors of the documents with training queries (they move), those of the validation answers,
-and, per validation query, the best scores among all the *other* documents (the background:
-they never move, so only their best scores matter). A vector store gives all three without
+and, per validation query, the best scores among all the *other* documents (the rest: they
+never move, so only their best scores matter). A vector store gives all three without
 reading the corpus:
 
 * the documents with training queries and the validation answers are fetched by id
   (``store.fetch``), and normalised as the library does;
-* the background comes from the store's own search (``store.search``) for each validation
+* the rest's best scores come from the store's own search (``store.search``) for each validation
   query: the store ranks, the ids it returns that are not fetched already are the candidates,
   and the search is repeated deeper for the queries whose first results were all fetched ones;
 * the candidates' vectors are fetched too (``k`` per validation query, plus any the store scores
@@ -21,12 +21,12 @@ Gamma is then chosen by :func:`nudge.gamma.best_gamma_m` / :func:`nudge.gamma.be
 exactly as :class:`nudge.Nudge` does, and the result, a :class:`StoreFit`, has what
 :func:`nudge.production.stores.apply_nudge_to_store` needs: applying it fetches and upserts only the moved
 vectors. Memory is bounded by the training queries, the fetched rows (moved rows, validation
-answers, background candidates) and blocks of validation queries, whatever the corpus size.
+answers, candidates from the rest) and blocks of validation queries, whatever the corpus size.
 
 Exactness: with an exhaustive store search (``QdrantStore(exact=True)``, the default; Milvus'
-FLAT index; the in-memory store) the background is the one :class:`nudge.Nudge` computes from
+FLAT index; the in-memory store) those best scores are the ones :class:`nudge.Nudge` computes from
 the whole matrix, so gamma and the moved vectors are the same. An approximate (HNSW) search may
-miss a background document and so give another gamma.
+miss a document and so give another gamma.
 
 Metrics: NUDGE-M needs an inner-product store (its vectors are not unit length; see
 :func:`nudge.production.stores.check_store_metric`) and is refused otherwise. NUDGE-N may use a dot, cosine
@@ -44,6 +44,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
@@ -51,21 +52,20 @@ from pathlib import Path
 import numpy as np
 
 from .._corpus import merge_top, normalise_block
-from .._validation import check_positive_int
-from ..directions import _query_sums, moved_rows, unit_rows
-from ..estimator import Nudge
-from ..gamma import ValidationContext, choose_gamma
+from .._validation import check_matrix, check_positive_int
+from ..estimator import check_params, fit_nudge
+from ..pairs import as_query_set
 from .stores import (
-    _UNIT_TOLERANCE,
+    UNIT_TOLERANCE,
     StoreReport,
     VectorStore,
     apply_nudge_to_store,
+    check_ids,
     check_store_metric,
     read_backup,
 )
-from .streaming import _parse_pairs
 
-__all__ = ["StoreFit", "apply_to_store", "context_from_rows", "fit_from_store", "store_fingerprint"]
+__all__ = ["StoreFit", "apply_to_store", "fit_from_store", "store_fingerprint"]
 
 log = logging.getLogger(__name__)
 
@@ -117,8 +117,8 @@ class StoreFit:
     backup_ids_ : list of str
         Ids whose originals were read from the backup passed to :func:`fit_from_store`.
     search_ : dict
-        How the background was found: ``queries``, ``searches`` (query searches in all),
-        ``rounds``, ``max_depth``, ``candidates`` (background vectors fetched).
+        How the rest's best scores were found: ``queries``, ``searches`` (query searches in all),
+        ``rounds``, ``max_depth``, ``candidates`` (vectors fetched from the rest).
     """
 
     method_: str
@@ -212,110 +212,86 @@ def fit_from_store(
         raise ValueError(
             f"store must be a VectorStore (metric, dimension, fetch, search, ...), got {type(store).__name__}"
         )
-    params = Nudge(method, gamma=gamma, k=k, grid=grid, gamma_choice=gamma_choice, val_batch_size=val_batch_size)
-    method, gamma, k, grid, _, val_batch_size = params._checked_params()
-    check_store_metric(store.metric, method)
-    depth = k + DEFAULT_EXTRA_DEPTH if search_depth is None else check_positive_int(search_depth, "search_depth")
+    params = check_params(method, gamma=gamma, k=k, grid=grid, gamma_choice=gamma_choice, val_batch_size=val_batch_size)
+    check_store_metric(store.metric, params.method)
+    depth = params.k + DEFAULT_EXTRA_DEPTH if search_depth is None else check_positive_int(search_depth, "search_depth")
     dim = store.dimension
     tq, t_answers = _id_pairs(train, "train", dim)
-    if gamma is None and val is None:
+    if params.gamma is None and val is None:
         raise ValueError("val is required to choose gamma; pass validation queries or set gamma=")
-    vq, v_answers = _id_pairs(val, "val", dim) if gamma is None else (None, [])
+    vq, v_answers = _id_pairs(val, "val", dim) if params.gamma is None else (None, [])
     originals = _backup_originals(backup, dim)
     doc_ids = sorted(set(chain.from_iterable(t_answers)) | set(chain.from_iterable(v_answers)))
     position = {d: i for i, d in enumerate(doc_ids)}
-    support, sums = _query_sums(tq, *_csr(t_answers, position))
-    directions = unit_rows(sums).astype(_DTYPE)
     rows = _local_rows(store, doc_ids, v_answers, originals)
-    log.info("NUDGE-%s from %r: %d documents have training queries", method, store, support.size)
-    score = curve = region = None
-    search: dict = {}
-    if gamma is None:
-        vflat, voff = _csr(v_answers, position)
-        special = np.union1d(support, vflat)
-        background, search = _background(store, vq, doc_ids, special, rows, originals, k, depth, val_batch_size)
-        ctx = context_from_rows(
-            vq, vflat, voff, support, directions, rows, background, k=k, val_batch_size=val_batch_size
-        )
-        gamma, score, curve, region = choose_gamma(ctx, method, k, grid, gamma_choice)
-        log.info("NUDGE-%s: background of %d validation queries from %s", method, vq.shape[0], search)
-    log.info("NUDGE-%s: gamma = %.6g (validation score %s)", method, gamma, score)
+    corpus = _StoreCorpus(store, doc_ids, rows, originals, depth, params.val_batch_size)
+    log.info("NUDGE-%s from %r: %d documents answer training or validation queries", params.method, store, len(doc_ids))
+    fit = fit_nudge(
+        params,
+        (tq, [[position[d] for d in row] for row in t_answers]),
+        None if vq is None else (vq, [[position[d] for d in row] for row in v_answers]),
+        corpus,
+        n_docs=len(doc_ids),
+        dim=dim,
+        dtype=_DTYPE,
+    )
     return StoreFit(
-        method_=method,
-        k_=k,
-        gamma_=float(gamma),
+        method_=params.method,
+        k_=params.k,
+        gamma_=fit.gamma,
         doc_ids_=doc_ids,
-        support_=support,
-        moved_=moved_rows(method, float(gamma), support, directions, rows[support]),
-        directions_=directions,
-        query_sums_=sums,
-        val_score_=None if score is None else float(score),
-        validation_curve_=curve,
-        best_region_=region,
+        support_=fit.support,
+        moved_=fit.moved,
+        directions_=fit.directions,
+        query_sums_=fit.query_sums,
+        val_score_=fit.val_score,
+        validation_curve_=fit.validation_curve,
+        best_region_=fit.best_region,
         n_features_in_=dim,
         embeddings_sha256_=store_fingerprint(store),
         backup_ids_=list(originals),
-        search_=search,
+        search_=corpus.search_stats,
     )
 
 
-def context_from_rows(
-    val_queries: np.ndarray,
-    val_flat: np.ndarray,
-    val_offsets: np.ndarray,
-    support: np.ndarray,
-    directions: np.ndarray,
-    rows: np.ndarray,
-    background: np.ndarray,
-    *,
-    k: int = 1,
-    val_batch_size: int = 256,
-) -> ValidationContext:
-    """A :class:`nudge.gamma.ValidationContext` from rows at hand (no corpus pass).
+class _StoreCorpus:
+    """A store as :func:`nudge.estimator.fit_nudge` reads it (see :class:`nudge.estimator.Corpus`).
 
-    Parameters
-    ----------
-    val_queries : ndarray, shape (n_val, d)
-    val_flat, val_offsets : ndarray of int64, shapes (n_pairs,) and (n_val + 1,)
-        Validation answers in CSR form, as rows of ``rows``.
-    support : ndarray of int64, shape (m,)
-        Sorted rows of ``rows`` with training queries.
-    directions : ndarray, shape (m, d)
-        Their unit query-sum directions.
-    rows : ndarray, shape (n, d)
-        Normalised vectors of (at least) the support documents and the validation answers.
-    background : ndarray, shape (n_val, k)
-        Best scores, descending and ``-inf`` padded, of every document that is neither in
-        ``support`` nor a validation answer (the ones that cannot move).
+    Documents are numbered by ``doc_ids`` (those the fit holds locally; ``rows`` are their
+    normalised vectors); the others live only in the store and are reached through its search.
     """
-    special = np.union1d(support, val_flat)
-    return ValidationContext(
-        queries=val_queries,
-        offsets=val_offsets,
-        answer_pos=np.searchsorted(special, val_flat),
-        special=special,
-        special_rows=rows[special],
-        support_pos=np.searchsorted(special, support),
-        directions=directions.astype(val_queries.dtype, copy=False),
-        background=background,
-        k=k,
-        val_batch_size=val_batch_size,
-    )
+
+    def __init__(self, store, doc_ids: list[str], rows: np.ndarray, originals: dict, depth: int, batch: int) -> None:
+        self.store, self.doc_ids, self.local_rows, self.originals = store, doc_ids, rows, originals
+        self.depth, self.batch = depth, batch
+        self.search_stats: dict = {}
+
+    def rows(self, indices: np.ndarray) -> np.ndarray:
+        return self.local_rows[indices]
+
+    def top_scores(self, queries: np.ndarray, exclude: np.ndarray, k: int) -> np.ndarray:
+        top, self.search_stats = _rest_top(
+            self.store, queries, self.doc_ids, exclude, self.local_rows, self.originals, k, self.depth, self.batch
+        )
+        log.info("the rest of the store for %d validation queries: %s", queries.shape[0], self.search_stats)
+        return top
 
 
 # ---------------------------------------------------------------------------------- inputs
 def _id_pairs(value: object, name: str, dim: int) -> tuple[np.ndarray, list[list[str]]]:
     """Check labelled queries: float32 embeddings (n, dim) and one non-empty list of document ids each."""
-    return _parse_pairs(value, name, dim, _DTYPE, reference="the store's vectors")
-
-
-def _csr(answers: list[list[str]], position: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Answers as local rows in CSR form: ``flat`` (n_pairs,) and ``offsets`` (n + 1,)."""
-    lengths = np.fromiter(map(len, answers), dtype=np.int64, count=len(answers))
-    offsets = np.zeros(len(answers) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    flat = np.fromiter((position[d] for row in answers for d in row), dtype=np.int64, count=int(offsets[-1]))
-    return flat, offsets
+    qs = as_query_set(value, name)
+    q = check_matrix(qs.embeddings, f"{name} embeddings", dim=dim, dtype=_DTYPE, reference="the store's vectors")
+    answers = qs.answers
+    if isinstance(answers, (str, bytes)) or not isinstance(answers, (Sequence, np.ndarray)):
+        raise ValueError(f"{name} answers must be a list with one list of document ids per query")
+    if len(answers) != q.shape[0]:
+        raise ValueError(f"{name} answers has {len(answers)} answer lists but there are {q.shape[0]} queries")
+    rows = [check_ids(row, f"{name} answers[{i}]") for i, row in enumerate(answers)]
+    empty = next((i for i, row in enumerate(rows) if not row), None)
+    if empty is not None:
+        raise ValueError(f"{name} answers[{empty}] is empty: every query needs at least one relevant document")
+    return q, rows
 
 
 def _backup_originals(backup: str | os.PathLike | None, dim: int) -> dict[str, np.ndarray]:
@@ -350,7 +326,7 @@ def _check_unit(vectors: np.ndarray, ids: list[str], metric: str) -> None:
     if metric == "cosine" or vectors.shape[0] == 0:
         return
     norms = np.sqrt(np.einsum("ij,ij->i", vectors, vectors, dtype=np.float64))
-    off = np.flatnonzero(np.abs(norms - 1.0) > _UNIT_TOLERANCE)
+    off = np.flatnonzero(np.abs(norms - 1.0) > UNIT_TOLERANCE)
     if off.size:
         raise ValueError(
             f"the store's vector of {ids[off[0]]!r} has norm {norms[off[0]]:.4g} (and {off.size - 1} more are not "
@@ -377,22 +353,22 @@ def _local_rows(
     return rows
 
 
-# ---------------------------------------------------------------------------------- background
-def _background(
+# ---------------------------------------------------------------------------------- the rest of the store
+def _rest_top(
     store: VectorStore,
     queries: np.ndarray,
     doc_ids: list[str],
-    special: np.ndarray,
+    tracked: np.ndarray,
     rows: np.ndarray,
     originals: dict[str, np.ndarray],
     k: int,
     depth: int,
     batch: int,
 ) -> tuple[np.ndarray, dict]:
-    """Best ``k`` scores per validation query among the documents that cannot move, shape (n_val, k).
+    """Best ``k`` scores per validation query among the documents not ``tracked``, shape (n_val, k).
 
     Documents the fit holds locally (``doc_ids`` and the backup's) are skipped in the store's
-    results; those of them that are not special (no query sum, not a validation answer; or only
+    results; those of them that are not tracked (no query sum, not a validation answer; or only
     in the backup) are scored here and merged in.
     """
     held = set(doc_ids) | set(originals)
@@ -400,16 +376,16 @@ def _background(
     cand_ids = sorted(set(chain.from_iterable(candidates)))
     stats["candidates"] = len(cand_ids)
     cand_rows = _fetch(store, cand_ids, {}, "search results") if cand_ids else rows[:0]
-    background = _rescore(queries, candidates, cand_ids, cand_rows, k, batch)
-    fixed = np.setdiff1d(np.arange(len(doc_ids)), special)
+    top = _rescore(queries, candidates, cand_ids, cand_rows, k, batch)
+    fixed = np.setdiff1d(np.arange(len(doc_ids)), tracked)
     local = set(doc_ids)
     backup_only = [i for i in originals if i not in local]
     extra = np.concatenate([rows[fixed], _fetch(store, backup_only, originals, "backup ids")])
     if extra.shape[0]:
         for r0 in range(0, queries.shape[0], batch):
             block = queries[r0 : r0 + batch] @ extra.T
-            background[r0 : r0 + batch] = merge_top(background[r0 : r0 + batch], block, k)
-    return -np.sort(-background, axis=1), stats
+            top[r0 : r0 + batch] = merge_top(top[r0 : r0 + batch], block, k)
+    return -np.sort(-top, axis=1), stats
 
 
 def _search_candidates(

@@ -29,11 +29,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import __version__
 from .._corpus import fingerprint
 from .._io import artifact_error, load_artifact, save_artifact
 from .._validation import check_matrix
-from ..estimator import NotFittedError, Nudge
+from .._version import __version__
+from ..estimator import NotFittedError, Nudge, check_params
 from ..pairs import QuerySet, as_query_set
 
 __all__ = ["NudgeState", "pair_key"]
@@ -87,9 +87,9 @@ class NudgeState:
     """
 
     def __init__(self, method: str = "N", *, k: int = 1, grid=None) -> None:
-        checked = Nudge(method, k=k, grid=grid)._checked_params()  # the estimator's checks and messages
-        self.method, self.k = checked[0], checked[2]
-        self.grid = None if grid is None else tuple(float(g) for g in checked[3])
+        checked = check_params(method, k=k, grid=grid)  # the estimator's checks and messages
+        self.method, self.k = checked.method, checked.k
+        self.grid = None if grid is None else tuple(float(g) for g in checked.grid)
         self._dim: int | None = None
         self._dtype: np.dtype | None = None
         self._sum_ids: list[str] = []

@@ -41,7 +41,6 @@ from .memory import InMemoryStore
 from .milvus import MilvusStore, import_pymilvus
 from .qdrant import DOC_ID_NAMESPACE, QdrantStore, import_qdrant, qdrant_point_id
 
-_UNIT_TOLERANCE = UNIT_TOLERANCE  # the names nudge.production.remote imports
 _VERIFY_TOLERANCE = VERIFY_TOLERANCE
 
 __all__ = [
