@@ -49,6 +49,7 @@ __all__ = [
     "DOC_ID_NAMESPACE",
     "INSTALL_HINT",
     "METRICS",
+    "UNIT_TOLERANCE",
     "Backup",
     "ClientStore",
     "InMemoryStore",
