@@ -216,7 +216,7 @@ def test_bundled_week_one_then_week_two_in_three_chunks_equals_everything_at_onc
     row = {d: i for i, d in enumerate(t2.doc_ids)}
     as_rows = lambda pairs: (pairs[0], [[row[d] for d in a] for a in pairs[1]])  # noqa: E731
     est = Nudge(method).fit(t2.doc_embeddings, as_rows(train), as_rows(val))
-    assert est.gamma_ == pytest.approx(state.gamma_, rel=1e-6) and est.val_score_ == state.val_score_
+    assert est.gamma_ == pytest.approx(state.gamma_, rel=1e-5) and est.val_score_ == state.val_score_
     np.testing.assert_allclose(est.transform(t2.doc_embeddings), out, rtol=0, atol=1e-6)
 
     # week 2 added passages, some of them answers to new pairs: recorded and moved
