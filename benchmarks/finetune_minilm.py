@@ -90,7 +90,8 @@ def load_texts(dataset: str) -> dict:
         docs = data.doc_ids
         texts = [data.dataset.corpus[d] for d in docs]
         parts = {}
-        for name, ids in (("train", data.split["train"]), ("test", data.split["test"] + data.split["test_never_asked"])):
+        held_out = data.split["test"] + data.split["test_never_asked"]
+        for name, ids in (("train", data.split["train"]), ("test", held_out)):
             parts[name] = (data.texts(ids), data.dataset.answers(ids, docs))
         return {"doc_ids": docs, "doc_texts": texts, **parts}
     from nudge.pairs import split_queries

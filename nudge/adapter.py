@@ -183,7 +183,8 @@ class QueryAdapter:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value) or value <= 0:
                 raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-        if isinstance(self.l2, bool) or not isinstance(self.l2, numbers.Real) or not np.isfinite(self.l2) or self.l2 < 0:
+        l2 = self.l2
+        if isinstance(l2, bool) or not isinstance(l2, numbers.Real) or not np.isfinite(l2) or l2 < 0:
             raise ValueError(f"l2 must be a finite number >= 0, got {self.l2!r}")
         for name in ("batch_size", "max_epochs", "patience"):
             check_positive_int(getattr(self, name), name)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -24,11 +26,11 @@ from nudge.teaching.synthetic import make_retrieval_problem
 def test_subsets_are_nested_seeded_and_cover_all():
     subsets = nested_subsets(300, (25, 50, 100, 200, None), seed=3)
     assert [s.size for s in subsets] == [25, 50, 100, 200, 300]
-    for small, big in zip(subsets, subsets[1:]):
+    for small, big in itertools.pairwise(subsets):
         assert np.array_equal(big[: small.size], small)
     assert sorted(subsets[-1].tolist()) == list(range(300))
     again = nested_subsets(300, (25, 50, 100, 200, None), seed=3)
-    assert all(np.array_equal(a, b) for a, b in zip(subsets, again))
+    assert all(np.array_equal(a, b) for a, b in zip(subsets, again, strict=False))
     other = nested_subsets(300, (25,), seed=4)[0]
     assert not np.array_equal(other, subsets[0])
 
@@ -36,10 +38,10 @@ def test_subsets_are_nested_seeded_and_cover_all():
 def test_train_and_validation_stay_nested_80_20():
     subsets = nested_subsets(200, (25, 50, 100, 200), seed=0)
     parts = [train_val_positions(s) for s in subsets]
-    for (tr, va), s in zip(parts, subsets):
+    for (tr, va), s in zip(parts, subsets, strict=False):
         assert tr.size + va.size == s.size and not set(tr) & set(va)
         assert va.size == s.size // 5
-    for (tr1, va1), (tr2, va2) in zip(parts, parts[1:]):
+    for (tr1, va1), (tr2, va2) in itertools.pairwise(parts):
         assert set(tr1) <= set(tr2) and set(va1) <= set(va2)
 
 

@@ -17,6 +17,7 @@ A "pair" here is a labelled question with its relevant passage(s), as the guide 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import numbers
 import os
 import time
@@ -262,7 +263,7 @@ def _check_sizes(sizes, n: int) -> list[int]:
         if s > n:
             raise ValueError(f"size {s} is larger than the {n} labelled questions available")
         out.append(int(s))
-    if any(b <= a for a, b in zip(out, out[1:])):
+    if any(b <= a for a, b in itertools.pairwise(out)):
         raise ValueError(f"sizes must increase, got {out}")
     return out
 
