@@ -27,7 +27,7 @@ import numbers
 
 import numpy as np
 
-from ._corpus import DEFAULT_CHUNK_SIZE, normalise_block
+from ._corpus import DEFAULT_CHUNK_SIZE, fingerprint, normalise_block
 from ._validation import check_matrix
 from .estimator import NotFittedError
 from .pairs import as_query_set, validate_query_set
@@ -160,6 +160,11 @@ class _Baseline:
                 f"doc_embeddings have shape {e.shape} but this {type(self).__name__} was fitted on "
                 f"shape {(self.n_documents_, self.n_features_in_)}"
             )
+        if fingerprint(e) != self.embeddings_sha256_:
+            raise ValueError(
+                f"doc_embeddings are not the ones this {type(self).__name__} was fitted on (SHA-256 "
+                "fingerprint differs): fit again on the current embeddings"
+            )
         out = np.empty_like(e)
         for start in range(0, e.shape[0], DEFAULT_CHUNK_SIZE):
             out[start : start + DEFAULT_CHUNK_SIZE] = normalise_block(
@@ -203,6 +208,8 @@ class PopularityControl(_Baseline):
     moved_ : ndarray of int64
         Passages that change: ``support_``, or none when ``factor_`` is 1.
     n_documents_, n_features_in_ : int
+    embeddings_sha256_ : str
+        Fingerprint of the fitted embeddings; ``transform`` refuses others.
     """
 
     def __init__(self, factors=None) -> None:
@@ -238,6 +245,7 @@ class PopularityControl(_Baseline):
         self.support_ = support
         self.moved_ = support.copy() if self.factor_ != 1.0 else np.empty(0, dtype=np.int64)
         self.n_documents_, self.n_features_in_ = e.shape
+        self.embeddings_sha256_ = fingerprint(np.asarray(doc_embeddings))
         return self
 
     def transform(self, doc_embeddings: np.ndarray, factor: float | None = None) -> np.ndarray:
@@ -329,6 +337,8 @@ class GuideNudge(_Baseline):
     moved_ : ndarray of int64
         Passages that change at ``gamma_`` (non-zero direction; none when ``gamma_`` is 0).
     n_documents_, n_features_in_ : int
+    embeddings_sha256_ : str
+        Fingerprint of the fitted embeddings; ``transform`` refuses others.
     """
 
     def __init__(self, grid=None) -> None:
@@ -358,6 +368,7 @@ class GuideNudge(_Baseline):
         nonzero = np.einsum("ij,ij->i", directions, directions) > 0
         self.moved_ = support[nonzero] if self.gamma_ > 0 else np.empty(0, dtype=np.int64)
         self.n_documents_, self.n_features_in_ = e.shape
+        self.embeddings_sha256_ = fingerprint(np.asarray(doc_embeddings))
         return self
 
     def transform(self, doc_embeddings: np.ndarray, gamma: float | None = None) -> np.ndarray:

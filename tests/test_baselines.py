@@ -125,6 +125,8 @@ def test_bad_input(problem):
         model = cls().fit(docs, train, val)
         with pytest.raises(ValueError, match=r"was fitted on shape \(60, 12\)"):
             model.transform(docs[:10])
+        with pytest.raises(ValueError, match=r"not the ones this \w+ was fitted on"):
+            model.transform(docs[::-1].copy())
     model = PopularityControl().fit(docs, train, val)
     with pytest.raises(ValueError, match=r"factor must be a finite number >= 0"):
         model.transform(docs, factor=-1)

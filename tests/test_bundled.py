@@ -20,7 +20,7 @@ TESSERA = data_dir() / "tessera"
 
 def test_committed_files_are_what_the_sources_build(tmp_path):
     write_assembled(tmp_path / "tessera")
-    for name in ("tessera.json", "tessera_week2.json", "metadata.json", "split.json"):
+    for name in ("tessera.json", "tessera_never_asked.json", "tessera_week2.json", "metadata.json", "split.json"):
         built = (tmp_path / "tessera" / name).read_bytes()
         assert built == (TESSERA / name).read_bytes(), f"{name}: run python tools/build_tessera.py"
     example = (tmp_path / "examples" / "support_pairs.csv").read_bytes()
@@ -34,10 +34,9 @@ def test_size_and_shape_of_the_dataset():
     assert stats["documents"] >= 150
     assert stats["answered_documents"] >= 100
     assert stats["queries"] >= 800
-    held = set(json.loads((TESSERA / "split.json").read_text())["test_never_asked"])
     per_doc = {}
-    for q, rel in week1.relevant.items():
-        for d in rel if q not in held else ():
+    for rel in week1.relevant.values():
+        for d in rel:
             per_doc[d] = per_doc.get(d, 0) + 1
     assert min(per_doc.values()) >= 4
     assert stats["queries_with_multiple_relevant"] >= 0.04 * stats["queries"]
@@ -78,24 +77,28 @@ def test_split_is_fixed_disjoint_and_grouped_by_question():
     for a, b in itertools.combinations(range(4), 2):
         assert not parts[a] & parts[b], (PARTS[a], PARTS[b])
     week1, _ = load_llamaindex(TESSERA / "tessera.json")
-    assert set().union(*parts) == set(week1.queries)
-    n = len(week1.queries) - len(parts[3])  # the labelled questions
+    never, _ = load_llamaindex(TESSERA / "tessera_never_asked.json")
+    assert set().union(*parts[:3]) == set(week1.queries) and parts[3] == set(never.queries)
+    n = len(week1.queries)
     assert abs(len(parts[2]) - 0.2 * n) <= 1 and abs(len(parts[1]) - 0.2 * (n - len(parts[2]))) <= 1
 
 
 def test_never_asked_questions_are_never_training_in_any_week():
     split = json.loads((TESSERA / "split.json").read_text())
     week1, _ = load_llamaindex(TESSERA / "tessera.json")
+    never, _ = load_llamaindex(TESSERA / "tessera_never_asked.json")
     week2, _ = load_llamaindex(TESSERA / "tessera_week2.json")
     held = split["test_never_asked"]
-    assert len(held) >= 30 and held == week1.query_ids[-len(held) :]  # after the labelled questions
+    assert len(held) >= 30 and held == never.query_ids and never.corpus == week1.corpus
     labelled = set(split["train"]) | set(split["val"]) | set(split["test"])
-    # no question is in both weeks' files: week 2 cannot train on a test question
-    assert not set(week1.queries) & set(week2.queries)
+    # no question is in two files: nothing fitted on week 1 or week 2 can train on a hold-out question
+    assert not (
+        set(week1.queries) & set(week2.queries) or set(never.queries) & (set(week1.queries) | set(week2.queries))
+    )
     # the rule: none of a never-asked question's passages is named by a question that may train
     trainable = labelled | set(week2.queries)
     asked = {d for q in trainable for d in (week1.relevant.get(q) or week2.relevant[q])}
-    held_passages = {d for q in held for d in week1.relevant[q]}
+    held_passages = {d for q in held for d in never.relevant[q]}
     assert held_passages == set(split["never_asked"]["passages"])
     assert not held_passages & asked
     # and every labelled test question is about a passage with training questions
@@ -104,6 +107,9 @@ def test_never_asked_questions_are_never_training_in_any_week():
     # the weekly batches of the streaming lesson never hold a week-1 question
     for week in weekly_batches(load_tessera(week=2), n_weeks=3, seed=0):
         assert not set(week["questions"]) & (labelled | set(held))
+    batches = weekly_batches(load_tessera(), n_weeks=2)  # even on week 1, no hold-out question
+    used = {q for week in batches for q in week["questions"]}
+    assert used == set(split["train"]) | set(split["val"])
 
 
 def test_never_asked_holdout_is_seeded_and_set_aside_whole():
@@ -126,6 +132,7 @@ def test_load_tessera_gives_aligned_unit_vectors():
     assert t.titles(test.answers[0])[0] == t.metadata["documents"][t.doc_ids[test.answers[0][0]]]["title"]
     never = t.query_set("test_never_asked")
     assert len(never) == len(t.split["test_never_asked"]) > 0
+    assert t.query_ids[-len(never) :] == t.split["test_never_asked"]  # after the labelled questions
     w2 = load_tessera(week=2)
     assert len(w2.doc_ids) > len(t.doc_ids) and all(w2.split[p] == [] for p in PARTS)
     with pytest.raises(ValueError, match=r"week must be 1 or 2"):

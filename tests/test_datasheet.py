@@ -94,12 +94,13 @@ def test_numbers_quoted_in_the_prose(demo, text):
 def _statistics():
     """Every figure of the 'Statistics' section and the never-asked section, computed from the files."""
     week1, _ = load_llamaindex(TESSERA / "tessera.json")
+    never, _ = load_llamaindex(TESSERA / "tessera_never_asked.json")
     week2, _ = load_llamaindex(TESSERA / "tessera_week2.json")
     split = json.loads((TESSERA / "split.json").read_text())
     meta = json.loads((TESSERA / "metadata.json").read_text())
     held = split["test_never_asked"]
     held_passages = split["never_asked"]["passages"]
-    labelled = [q for q in week1.query_ids if q not in set(held)]
+    labelled = week1.query_ids
     area = lambda kind, i: meta[kind][i]["area"]  # noqa: E731
     rows = {}
     for a in AREAS:
@@ -122,7 +123,7 @@ def _statistics():
     multi = sum(len(week1.relevant[q]) > 1 for q in labelled)
     passage_words = [len(week1.corpus[d].split("\n", 1)[1].split()) for d in week1.doc_ids]
     question_words = [len(week1.queries[q].split()) for q in labelled]
-    held_words = [len(week1.queries[q].split()) for q in held]
+    held_words = [len(never.queries[q].split()) for q in held]
     new_pages = set(week2.doc_ids) - set(week1.doc_ids)
     distractors = set(week1.doc_ids) - set(per_passage)
     answered2 = {d for r in week2.relevant.values() for d in r}
@@ -143,7 +144,7 @@ def _statistics():
         f"{len(answered2 & new_pages)} new pages, {len(answered2 & distractors)} week-1 distractors (answered for "
         f"the first time) and {len(answered2 - new_pages - distractors)} week-1 answer passages.",
         f"Never-asked hold-out: {len(held)} questions, "
-        f"{'one relevant passage each' if all(len(week1.relevant[q]) == 1 for q in held) else 'NOT one each'}, "
+        f"{'one relevant passage each' if all(len(never.relevant[q]) == 1 for q in held) else 'NOT one each'}, "
         f"about {len(held_passages)} of the {len(distractors)} week-1 distractors; "
         f"{min(held_words)}-{max(held_words)} words (median {np.median(held_words):.0f}).",
         f"holds **{len(held)}** questions about **{len(held_passages)}** passages",

@@ -7,9 +7,11 @@ vectors (needs the ``embed`` extra). The package only *loads* the data
 
 What :func:`assemble` builds:
 
-* ``tessera.json``: week 1, in LlamaIndex's ``EmbeddingQAFinetuneDataset`` layout
-  (``queries``, ``corpus``, ``relevant_docs``): the labelled week-1 questions, then the
-  *never-asked* hold-out questions (see below);
+* ``tessera.json``: week 1's labelled questions, in LlamaIndex's ``EmbeddingQAFinetuneDataset``
+  layout (``queries``, ``corpus``, ``relevant_docs``);
+* ``tessera_never_asked.json``: the *never-asked* hold-out test questions (see below), same
+  layout, with the week-1 corpus; kept out of ``tessera.json`` so that nothing fitted on that
+  file can train on them;
 * ``tessera_week2.json``: next week's labelled questions, with the corpus as it is then
   (week-1 passages plus a few new ones); never-asked hold-out questions are not among them;
 * ``metadata.json``: title, product area and week of every passage and question;
@@ -21,9 +23,9 @@ What :func:`assemble` builds:
 The never-asked group (:func:`never_asked_holdout`): the authors wrote the first questions
 about the week-1 *distractors* (passages without week-1 questions) as week-2 questions. A seeded
 three quarters of the distractors whose week-2 questions name only distractors are set aside,
-with all their questions, as a week-1 hold-out test group: questions whose answers have no
-training question in any week. Those questions leave week 2, so no question is ever both
-training and test.
+with all their questions, as a week-1 hold-out test group (``tessera_never_asked.json``):
+questions whose answers have no training question in any week. Those questions leave week 2,
+so no question is ever both training and test.
 """
 
 from __future__ import annotations
@@ -117,8 +119,8 @@ def never_asked_holdout(docs: dict, queries: dict) -> tuple[list[str], list[str]
 def assemble(source: Path | None = None) -> dict:
     """Build the week-1 and week-2 datasets, metadata and split from ``data/source``.
 
-    Returns a dict with ``week1`` and ``week2`` (:class:`RetrievalDataset`), ``metadata``
-    and ``split`` (JSON-ready dicts). Raises ``ValueError`` on any inconsistency in the sources.
+    Returns a dict with ``week1``, ``never_asked`` and ``week2`` (:class:`RetrievalDataset`),
+    ``metadata`` and ``split`` (JSON-ready dicts). Raises ``ValueError`` on any inconsistency in the sources.
     """
     docs, queries = read_sources(source)
     held_passages, held = never_asked_holdout(docs, queries)
@@ -134,7 +136,7 @@ def assemble(source: Path | None = None) -> dict:
 
     labelled = [i for i, q in queries.items() if q["week"] == 1]
     week2_ids = [i for i, q in queries.items() if q["week"] == 2 and i not in held_set]
-    week1, week2 = dataset(labelled + held, 1), dataset(week2_ids, 2)
+    week1, never_asked, week2 = dataset(labelled, 1), dataset(held, 1), dataset(week2_ids, 2)
     s = split_queries(len(labelled), val_fraction=VAL_FRACTION, test_fraction=TEST_FRACTION, seed=SPLIT_SEED)
     split = {
         "seed": SPLIT_SEED,
@@ -167,7 +169,7 @@ def assemble(source: Path | None = None) -> dict:
             for i, q in queries.items()
         },
     }
-    return {"week1": week1, "week2": week2, "metadata": metadata, "split": split}
+    return {"week1": week1, "never_asked": never_asked, "week2": week2, "metadata": metadata, "split": split}
 
 
 def _write_json(path: Path, obj: object) -> None:
@@ -177,17 +179,15 @@ def _write_json(path: Path, obj: object) -> None:
 def example_pairs_csv(built: dict) -> str:
     """The CSV of (query, document) pairs used by the bring-your-own-data notebook.
 
-    All labelled week-1 questions of one product area (the hold-out never-asked questions are
-    not labelled data) with the text of each relevant passage, one row per pair, as a learner
-    would export them from a spreadsheet.
+    All labelled week-1 questions of one product area with the text of each relevant passage,
+    one row per pair, as a learner would export them from a spreadsheet.
     """
     week1 = built["week1"]
-    held = set(built["split"]["test_never_asked"])
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["query", "document"])
     for qid in week1.query_ids:
-        if qid in held or built["metadata"]["queries"][qid]["area"] != EXAMPLE_AREA:
+        if built["metadata"]["queries"][qid]["area"] != EXAMPLE_AREA:
             continue
         for did in week1.relevant[qid]:
             writer.writerow([week1.queries[qid], week1.corpus[did]])
@@ -205,6 +205,7 @@ def write_assembled(out: Path | None = None, source: Path | None = None) -> Path
     csv_text = example_pairs_csv(built)
     atomic_write(examples / "support_pairs.csv", lambda fh: fh.write(csv_text.encode("utf-8")))
     save_llamaindex(built["week1"], out / "tessera.json")
+    save_llamaindex(built["never_asked"], out / "tessera_never_asked.json")
     save_llamaindex(built["week2"], out / "tessera_week2.json")
     _write_json(out / "metadata.json", built["metadata"])
     _write_json(out / "split.json", built["split"])

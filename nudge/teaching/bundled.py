@@ -3,8 +3,10 @@
 :func:`load_tessera` gives notebooks everything in one call, from the files under
 ``data/tessera`` (nothing needs a model):
 
-* ``tessera.json``: week 1 (LlamaIndex's ``EmbeddingQAFinetuneDataset`` layout): the labelled
-  questions, then the never-asked hold-out questions;
+* ``tessera.json``: week 1's labelled questions (LlamaIndex's ``EmbeddingQAFinetuneDataset``
+  layout);
+* ``tessera_never_asked.json``: the never-asked hold-out test questions (same layout, week-1
+  corpus), kept apart so that nothing fitted on ``tessera.json`` can train on them;
 * ``tessera_week2.json``: next week's labelled questions, corpus as it is then;
 * ``metadata.json``: title, product area and week of every passage and question;
 * ``split.json``: the fixed split of the labelled week-1 questions into ``train``, ``val``
@@ -65,10 +67,32 @@ def text_sha256(texts: list[str]) -> str:
     return h.hexdigest()
 
 
+def _week1(folder: Path) -> tuple[RetrievalDataset, object]:
+    """Week 1's labelled questions and the never-asked hold-out, as one dataset (in that order)."""
+    labelled, report = load_llamaindex(folder / "tessera.json")
+    report.raise_if_errors()
+    held, report = load_llamaindex(folder / "tessera_never_asked.json")
+    report.raise_if_errors()
+    if held.corpus != labelled.corpus or set(held.queries) & set(labelled.queries):
+        raise ValueError(
+            "tessera_never_asked.json does not fit tessera.json (another corpus, or shared question ids): "
+            "run `python tools/build_tessera.py`"
+        )
+    merged = RetrievalDataset(
+        queries={**labelled.queries, **held.queries},
+        corpus=labelled.corpus,
+        relevant={**labelled.relevant, **held.relevant},
+    )
+    return merged, report
+
+
 def all_texts(folder: Path | None = None) -> tuple[list[str], list[str], list[str], list[str]]:
-    """Every passage and question of both weeks: ``(doc_ids, doc_texts, query_ids, query_texts)``."""
+    """Every passage and question of both weeks: ``(doc_ids, doc_texts, query_ids, query_texts)``.
+
+    Questions: week 1's labelled ones, the never-asked hold-out, then week 2's.
+    """
     folder = folder or data_dir() / "tessera"
-    week1, _ = load_llamaindex(folder / "tessera.json")
+    week1, _ = _week1(folder)
     week2, _ = load_llamaindex(folder / "tessera_week2.json")
     doc_ids = week2.doc_ids  # week 2's corpus contains week 1's
     query_ids = week1.query_ids + week2.query_ids
@@ -83,7 +107,8 @@ class Tessera:
     Attributes
     ----------
     dataset : RetrievalDataset
-        Texts and labels of the chosen week (week 2: its new questions, corpus as of week 2).
+        Texts and labels of the chosen week (week 1: the labelled questions, then the never-asked
+        hold-out; week 2: its new questions, corpus as of week 2).
     doc_ids : list of str, length N
         Row order of ``doc_embeddings``.
     doc_embeddings : ndarray of float32, shape (N, d)
@@ -162,8 +187,11 @@ def load_tessera(week: int = 1, model: str = MODEL, folder: Path | None = None) 
     if week not in (1, 2):
         raise ValueError(f"week must be 1 or 2, got {week!r}")
     folder = folder or data_dir() / "tessera"
-    dataset, report = load_llamaindex(folder / ("tessera.json" if week == 1 else "tessera_week2.json"))
-    report.raise_if_errors()
+    if week == 1:
+        dataset, _ = _week1(folder)
+    else:
+        dataset, report = load_llamaindex(folder / "tessera_week2.json")
+        report.raise_if_errors()
     emb = folder / "embeddings" / model
     if not (emb / "manifest.json").is_file():
         raise ValueError(f"model {model!r} has no precomputed embeddings in {str(emb)!r}")
@@ -205,14 +233,19 @@ def weekly_batches(data: Tessera, n_weeks: int = 3, seed: int = 0, val_fraction:
     """Cut ``data``'s questions into ``n_weeks`` seeded batches, each split by question into
     training and validation ids (the streaming lesson's weeks).
 
+    Hold-out test questions (``data.split["test"]`` and ``["test_never_asked"]``) are never in a
+    batch: with week 2's data (no hold-out) every question is used.
+
     Returns a list of ``{"questions": ids, "train": ids, "val": ids}``, one per week.
     """
     if not isinstance(n_weeks, int) or n_weeks < 1:
         raise ValueError(f"n_weeks must be a positive integer, got {n_weeks!r}")
-    order = np.random.default_rng(seed).permutation(len(data.query_ids))
+    held_out = set(data.split.get("test", [])) | set(data.split.get("test_never_asked", []))
+    pool = [q for q in data.query_ids if q not in held_out]
+    order = np.random.default_rng(seed).permutation(len(pool))
     weeks = []
     for number, rows in enumerate(np.array_split(order, n_weeks)):
-        ids = [data.query_ids[i] for i in rows]
+        ids = [pool[i] for i in rows]
         split = split_queries(len(ids), val_fraction=val_fraction, test_fraction=0.0, seed=seed + number)
         weeks.append({"questions": ids, "train": [ids[i] for i in split.train], "val": [ids[i] for i in split.val]})
     return weeks
