@@ -145,3 +145,14 @@ def test_bad_input():
     with pytest.raises(ValueError, match="queries has dimension 4"):
         fitted.transform_queries(p.test.embeddings[:, :4])
     assert "QueryAdapter(loss='squared')" == repr(QueryAdapter(loss="squared"))
+
+
+def test_auto_keeps_the_better_validation_score():
+    p = make_retrieval_problem(n_docs=200, dim=16, n_train=200, n_val=60, n_test=10, seed=6)
+    soft = QueryAdapter(max_epochs=6).fit(p.embeddings, p.train, p.val)
+    square = QueryAdapter(loss="squared").fit(p.embeddings, p.train, p.val)
+    auto = QueryAdapter(loss="auto", max_epochs=6).fit(p.embeddings, p.train, p.val)
+    best = soft if soft.val_score_ >= square.val_score_ else square
+    assert auto.loss_ == best.loss_ and auto.val_score_ == max(soft.val_score_, square.val_score_)
+    np.testing.assert_array_equal(auto.matrix_, best.matrix_)
+    assert soft.loss_ == "softmax" and square.loss_ == "squared"

@@ -79,7 +79,7 @@ def test_learning_curve_gains_are_the_methods_test_gains(small_problem):
     assert curve.base == base
     # one cell recomputed by hand: seed 1, 100 questions, the adapter
     tr, va = train_val_positions(nested_subsets(len(pool), (25, 100), seed=1)[1])
-    adapter = QueryAdapter(seed=1).fit(docs, pool.subset(tr), pool.subset(va))
+    adapter = QueryAdapter(loss="auto", seed=1).fit(docs, pool.subset(tr), pool.subset(va))
     mapped = QuerySet(adapter.transform_queries(test.embeddings), test.answers)
     expected = evaluate_embeddings(docs, mapped)["hit@1"] - base
     assert curve.gains[2, 1, 1] == pytest.approx(expected)

@@ -256,7 +256,7 @@ def fit_method(name: str, docs: np.ndarray, train, val, *, seed: int = 0) -> Fit
             model = Nudge(name[-1])
             out = model.fit_transform(docs, train, val)
         else:
-            adapter = model = QueryAdapter(seed=seed).fit(docs, train, val)
+            adapter = model = QueryAdapter(loss="auto", seed=seed).fit(docs, train, val)
             out = docs
     return Fitted(name, out, adapter, time.perf_counter() - t0, model, CHANGES[name])
 
@@ -561,8 +561,8 @@ def plot_learning_curve(curve: LearningCurve, ax=None, title: str | None = None)
         _, ax = plt.subplots(figsize=(6.4, 3.8))
     lo, hi = GUIDE_MARKS["ideal"]
     ax.axvspan(lo, hi, color="0.9", zorder=0, label="guide: ideal 200-500")
-    ax.axvline(GUIDE_MARKS["less ideal below"], color="0.4", ls=":", lw=1)
-    ax.axvline(GUIDE_MARKS["minimal up to"], color="0.4", ls="--", lw=1)
+    ax.axvline(GUIDE_MARKS["less ideal below"], color="0.4", ls=":", lw=1, label="guide: less ideal below 50")
+    ax.axvline(GUIDE_MARKS["minimal up to"], color="0.4", ls="--", lw=1, label="guide: minimal 50-100")
     ax.axhline(0, color="black", lw=0.8)
     for m in curve.methods:
         mean, std = curve.mean(m), curve.std(m)
@@ -571,10 +571,10 @@ def plot_learning_curve(curve: LearningCurve, ax=None, title: str | None = None)
     ax.set_xscale("log")
     ax.set_xticks(curve.sizes, [str(int(s)) for s in curve.sizes])
     ax.minorticks_off()
-    ax.set_xlabel("labelled questions (80% train, 20% validation); dotted 50, dashed 100 = guide's marks")
+    ax.set_xlabel("labelled questions (80% train, 20% validation), log scale")
     ax.set_ylabel(f"test {curve.metric} gain")
     ax.set_title(title or f"gain over no fine-tuning ({curve.metric} {curve.base:.3f}), mean ± std")
-    ax.legend(fontsize=8, loc="best")
+    ax.legend(fontsize=7, loc="upper left")
     return ax
 
 
