@@ -522,7 +522,10 @@ def _check_store_location(spec: StoreSpec) -> None:
         if (folder / RUN_FILE).is_file() or ".staging-" in folder.name:
             raise ValueError(
                 f"--store {spec.text}: {str(spec.path)!r} is inside the run folder {str(folder)!r}; a refit of that "
-                "run sets its files aside and would break the store: keep stores outside run folders"
+                "run sets its files aside and would break the store: keep stores outside run folders (to use a store "
+                "already there, copy it to a folder outside the run; the backup of its apply is then another "
+                "location's, so undo that apply with `nudge rollback ... --force`, which restores only ids holding "
+                "what the apply wrote)"
             )
 
 
@@ -807,7 +810,10 @@ def cmd_rollback(args: argparse.Namespace) -> None:
         backup = _backup_path(args, run_dir)
         if not backup.is_file():
             where = "--backup" if args.backup else "the run's default backup"
-            message = f"{where} {str(backup)!r} does not exist: no `nudge apply` of this run wrote it there"
+            message = (
+                f"{where} {str(backup)!r} does not exist: no `nudge apply` of this run wrote it there, or it was "
+                "moved or deleted since"
+            )
             earlier = _earlier_runs(run_dir)
             if earlier:
                 message += (
@@ -937,9 +943,10 @@ def _rebuilt_pair_keys(state, run: dict, run_dir: Path, base: RetrievalDataset) 
     cannot be read as it was (its pairs could otherwise count twice)."""
     from .streaming import pair_key
 
-    history = state.history if state.history else run.get("updates", [])
-    if not isinstance(history, list):
+    if not isinstance(state.history, list):
         raise ValueError(f"{run_dir / STATE_FILE}: its update history is not a list: the file was edited or damaged")
+    recorded = {r.get("sha256") for r in state.history if isinstance(r, dict)}
+    history = [*state.history, *(r for r in run.get("updates", []) if r.get("sha256") not in recorded)]
     keys = _base_pair_keys(base)
     for i, record in enumerate(history, start=1):
         where = record.get("data") if isinstance(record, dict) else None
