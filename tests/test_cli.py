@@ -382,7 +382,7 @@ def test_help_and_version_from_the_module_entry_point():
             ["fit", str(PAIRS), "--out", "x", "--embedder", "nope"],
             "nudge fit: error: --embedder must be tessera, local or openai",
         ),
-        (["fit", str(PAIRS), "--out", "x", "--embedder", "tessera", "--val-fraction", "2"], "val_fraction must lie"),
+        (["fit", str(PAIRS), "--out", "x", "--embedder", "tessera", "--val-fraction", "2"], "--val-fraction must lie"),
         (["evaluate", "nowhere"], "run folder 'nowhere' does not exist"),
         (["load", "nowhere", "--store", "qdrant:q", "--collection", "c"], "run folder 'nowhere' does not exist"),
         (["apply", "nowhere", "--store", "qdrant:q", "--collection", "c"], "run folder 'nowhere' does not exist"),

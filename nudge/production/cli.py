@@ -97,9 +97,82 @@ def _read_run(path: str) -> tuple[Path, dict]:
         run = json.loads((run_dir / RUN_FILE).read_text(encoding="utf-8"))
     except ValueError as exc:
         raise ValueError(f"{run_dir / RUN_FILE} is not valid JSON: {exc}") from None
-    if not isinstance(run, dict) or not {"data", "embedder", "split"} <= run.keys():
+    if not isinstance(run, dict):
         raise ValueError(f"{run_dir / RUN_FILE} is not a run description written by `nudge fit`")
+    missing = [k for k in ("data", "embedder", "split") if k not in run]
+    if missing:
+        raise ValueError(
+            f"{run_dir / RUN_FILE} has no {missing[0]!r} field: it is not a run description written by `nudge fit` "
+            "(or was edited)"
+        )
+    _check_run(run, run_dir / RUN_FILE)
     return run_dir, run
+
+
+def _check_run(run: dict, path: Path) -> None:
+    """Every field of run.json has the type `nudge fit` / `nudge update` write: one ``ValueError`` naming
+    the file and the field otherwise (a hand-edited or damaged run.json)."""
+
+    def bad(field: str, problem: str) -> ValueError:
+        return ValueError(f"{path}: {field} {problem}; the file was edited or damaged (write the run again "
+                          "with `nudge fit`, or put the field back)")  # fmt: skip
+
+    def text(field: str, value: object, *, optional: bool = False) -> None:
+        if value is None and optional:
+            return
+        if not isinstance(value, str) or not value:
+            raise bad(field, f"must be a non-empty string, got {value!r}")
+
+    def id_list(field: str, value: object) -> list[str]:
+        if not isinstance(value, list) or not all(isinstance(q, str) for q in value):
+            raise bad(field, f"must be a list of question ids (strings), got {_short(value)}")
+        seen: set[str] = set()
+        for q in value:
+            if q in seen:
+                raise bad(field, f"lists question {q!r} twice (it would count twice)")
+            seen.add(q)
+        return value
+
+    for field in ("data", "embedder"):
+        text(field, run[field])
+    for field in ("run_id", "data_sha256", "embedder_option", "cache_dir", "nudge"):
+        if field in run:
+            text(field, run[field], optional=field != "run_id")
+    if "embedder_option" in run and run["embedder_option"] is not None and run["embedder_option"] not in EMBEDDERS:
+        raise bad("embedder_option", f"must be one of {', '.join(EMBEDDERS)}, got {run['embedder_option']!r}")
+    if "seed" in run and (not isinstance(run["seed"], int) or isinstance(run["seed"], bool) or run["seed"] < 0):
+        raise bad("seed", f"must be a whole number >= 0, got {run['seed']!r}")
+    split = run["split"]
+    if not isinstance(split, dict):
+        raise bad("split", f"must be an object with lists train, val and test, got {_short(split)}")
+    parts = {}
+    for name in ("train", "val", "test"):
+        if name not in split:
+            raise bad("split", f"has no {name!r} list")
+        parts[name] = id_list(f"split.{name}", split[name])
+    for a, b in (("test", "train"), ("test", "val"), ("train", "val")):
+        both = set(parts[a]) & set(parts[b])
+        if both:
+            raise bad(f"split.{a}", f"shares {len(both)} question(s) with split.{b}, e.g. {sorted(both)[0]!r}")
+    updates = run.get("updates", [])
+    if not isinstance(updates, list):
+        raise bad("updates", f"must be a list of update records, got {_short(updates)}")
+    for i, record in enumerate(updates, start=1):
+        field = f"updates[{i - 1}]"
+        if not isinstance(record, dict):
+            raise bad(field, f"must be an update record (an object), got {_short(record)}")
+        for key in ("data", "sha256"):
+            if key not in record:
+                raise bad(field, f"has no {key!r}")
+            text(f"{field}.{key}", record[key])
+        for key in ("train", "val"):
+            if key in record:
+                id_list(f"{field}.{key}", record[key])
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _run_id(run: dict) -> str:
@@ -229,11 +302,20 @@ def _check_fit_args(args: argparse.Namespace) -> None:
         raise ValueError(f"--seed must be a whole number >= 0, got {args.seed}")
     if args.k < 1:
         raise ValueError(f"--k must be a whole number >= 1, got {args.k}")
+    if not 0 < args.test_fraction < 1:
+        raise ValueError(
+            f"--test-fraction must lie strictly between 0 and 1, got {args.test_fraction}: a run needs hold-out "
+            "test questions for `nudge evaluate`"
+        )
+    if not 0 < args.val_fraction < 1:
+        raise ValueError(f"--val-fraction must lie strictly between 0 and 1, got {args.val_fraction}")
 
 
 def cmd_fit(args: argparse.Namespace) -> None:
     _check_fit_args(args)
     out = Path(args.out)
+    if out.name in ("", ".", ".."):  # `--out .` or `--out ..`: the folder's own name is needed to set it aside
+        out = out.resolve()
     _check_out(out)  # before loading, embedding and fitting
     dataset = _load_checked(args.data)
     qids = dataset.answered_query_ids
@@ -274,7 +356,7 @@ def cmd_fit(args: argparse.Namespace) -> None:
         QUERIES_FILE: lambda p: save_embeddings(p, queries, qids),
         RUN_FILE: lambda p: _write_json(p, run),
     }
-    previous = _write_run_folder(out, writers)
+    previous, left = _write_run_folder(out, writers)
     print(
         f"NUDGE-{model.method_}: gamma = {model.gamma_:.4g}, validation score {model.val_score_:.3f}, "
         f"{model.moved_.size} of {len(doc_ids)} documents moved; wrote {out}"
@@ -284,29 +366,47 @@ def cmd_fit(args: argparse.Namespace) -> None:
             f"the previous run in {out} was set aside, whole, in {previous} (with its store backup, if any: undo "
             f"its apply with `nudge rollback {previous} --store STORE --collection NAME`)"
         )
+    if left:
+        print(
+            f"left in place in {out} (not files of a run, so not set aside): {', '.join(left)}"
+            + (" (the data this run was fitted on)" if any(out / n == Path(args.data).resolve() for n in left) else "")
+        )
 
 
-def _write_run_folder(out: Path, writers: dict[str, Callable[[Path], object]]) -> Path | None:
+RUN_FILES = (RUN_FILE, MODEL_FILE, DOCS_FILE, NUDGED_FILE, QUERIES_FILE, STATE_FILE, ADDED_FILE, BACKUP_FILE)
+
+
+def _is_run_file(name: str) -> bool:
+    """A file the kit writes in a run folder (set aside by a refit); anything else (a data file, a store's
+    files) is left in place."""
+    stem = BACKUP_FILE.removesuffix(".npz")
+    return name in RUN_FILES or (name.startswith(f"{stem}.overwritten-") and name.endswith(".npz"))
+
+
+def _write_run_folder(out: Path, writers: dict[str, Callable[[Path], object]]) -> tuple[Path | None, list[str]]:
     """Write a run folder as one transaction; returns where the previous run was set aside (or None).
 
     A new (or empty) ``out``: every file goes into a staging folder next to it, renamed to ``out`` at
     the end. An existing run: its files are first hard-linked into ``OUT.previous-N`` (kept whole,
     never deleted), then the new files replace them through a committed staging folder, and the
     previous run's other files (state, added documents, store backup) leave ``out`` in the same
-    commit. A failure or a kill before the commit leaves ``out`` as it was; one after it is finished
-    by the next command on the run.
+    commit. Only the kit's own files move: others (a data file kept in the folder, the files of a
+    store someone put there) are left in place and listed. A failure or a kill before the commit
+    leaves ``out`` as it was; one after it is finished by the next command on the run.
     """
     out = Path(out)
     if out.is_dir() and (out / RUN_FILE).is_file():
         with _locked(out):
             previous = _free_name(out, "previous")
             previous.mkdir()
-            old = [p for p in out.iterdir() if p.is_file() and not p.name.startswith(".")]
+            files = [p for p in out.iterdir() if p.is_file() and not p.name.startswith(".")]
+            old = [p for p in files if _is_run_file(p.name)]
+            left = sorted(p.name for p in files if not _is_run_file(p.name))
             for p in old:
                 os.link(p, previous / p.name)  # the previous run stays whole, at no copying cost
             crash_point("fit-write")
             _write_together(out, writers, remove=[p.name for p in old if p.name not in writers])
-        return previous
+        return previous, left
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent))
     try:
@@ -321,7 +421,7 @@ def _write_run_folder(out: Path, writers: dict[str, Callable[[Path], object]]) -
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return None
+    return None, []
 
 
 def _free_name(path: Path, reason: str) -> Path:
@@ -333,6 +433,10 @@ def _free_name(path: Path, reason: str) -> Path:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
+    if args.k < 1:
+        raise ValueError(f"--k must be a whole number >= 1, got {args.k}")
+    if args.show < 0:
+        raise ValueError(f"--show must be a whole number >= 0 (questions to list), got {args.show}")
     run_dir, _ = _read_run(args.run)
     with _locked(run_dir):
         run_dir, run = _read_run(args.run)
@@ -340,6 +444,19 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         dataset, _ = load_dataset(run["data"])
         docs, doc_ids, model = _run_model(run_dir)
         queries, qids = load_embeddings(_run_file(run_dir, QUERIES_FILE), name=f"the run's {QUERIES_FILE}")
+        test_ids = run["split"]["test"]
+        if not test_ids:
+            raise ValueError(
+                f"the run has no hold-out test questions ({run_dir / RUN_FILE}: split.test is empty): nothing to "
+                "evaluate; fit again with --test-fraction above 0"
+            )
+        known = set(qids)
+        unknown = [q for q in test_ids if q not in known or q not in dataset.relevant]
+        if unknown:
+            raise ValueError(
+                f"{run_dir / RUN_FILE}: split.test names {len(unknown)} question(s) that are not in the run's "
+                f"{QUERIES_FILE} or not labelled in its data, e.g. {unknown[0]!r}: the file was edited or damaged"
+            )
     _evaluate(args, run, dataset, docs, doc_ids, model, queries, qids)
 
 
@@ -395,6 +512,40 @@ def parse_store(spec: str) -> StoreSpec:
     raise ValueError(f"--store must be {STORE_FORMS}; got {spec!r}")
 
 
+def _check_store_location(spec: StoreSpec) -> None:
+    """Refuse a local store inside a run folder (or a set-aside copy of one, or a staging folder): a refit
+    sets the run's files aside and would break the store. Checked before anything is opened or written."""
+    if spec.path is None:
+        return
+    path = spec.path.resolve()
+    for folder in (path, *path.parents):
+        if (folder / RUN_FILE).is_file() or ".staging-" in folder.name:
+            raise ValueError(
+                f"--store {spec.text}: {str(spec.path)!r} is inside the run folder {str(folder)!r}; a refit of that "
+                "run sets its files aside and would break the store: keep stores outside run folders (to use a store "
+                "already there, copy it to a folder outside the run; the backup of its apply is then another "
+                "location's, so undo that apply with `nudge rollback ... --force`, which restores only ids holding "
+                "what the apply wrote)"
+            )
+
+
+def _check_backup_arg(args: argparse.Namespace) -> None:
+    if args.backup and Path(args.backup).is_dir():
+        raise ValueError(
+            f"--backup {args.backup!r} is a folder: give the path of a backup file, e.g. "
+            f"{str(Path(args.backup) / BACKUP_FILE)!r}"
+        )
+
+
+def _store_args(args: argparse.Namespace) -> StoreSpec:
+    """``--store``, ``--collection`` and ``--backup`` checked before any work (nothing opened or written)."""
+    spec = parse_store(args.store)
+    _check_collection(args.collection)
+    _check_store_location(spec)
+    _check_backup_arg(args)
+    return spec
+
+
 def _check_collection(name: str) -> str:
     if not name.strip():
         raise ValueError("--collection must name a collection, got an empty string")
@@ -404,7 +555,27 @@ def _check_collection(name: str) -> str:
 def _client_error(spec: StoreSpec, exc: BaseException) -> ValueError:
     text = getattr(exc, "message", None) or str(exc)  # pymilvus keeps the server's words in .message
     message = (str(text).strip().splitlines() or [""])[0] or type(exc).__name__
-    return ValueError(f"--store {spec.text}: {type(exc).__name__}: {message}")
+    hint = ""
+    if spec.kind == "milvus" and spec.path is not None and "open local milvus failed" in message.lower():
+        hint = (
+            f" (Milvus Lite opens {str(spec.path)!r} in one process at a time: is another program or nudge command "
+            "using it? Wait for it to finish, then run the command again)"
+        )
+    return ValueError(f"--store {spec.text}: {type(exc).__name__}: {message}{hint}")
+
+
+def _check_qdrant_folder(spec: StoreSpec) -> None:
+    """An embedded Qdrant folder's meta.json must be readable JSON (the client fails with a bare JSON error)."""
+    meta = spec.path / "meta.json"
+    if not meta.is_file():
+        return
+    try:
+        json.loads(meta.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(
+            f"--store {spec.text}: {str(meta)!r} (the embedded Qdrant store's description of its collections) is "
+            f"damaged: {exc}. Nothing was opened; restore the file from a copy of the store"
+        ) from None
 
 
 def _from_client_library(exc: BaseException) -> bool:
@@ -439,6 +610,8 @@ def _store_client(spec: StoreSpec, *, create: bool) -> Iterator[object]:
             raise ValueError(f"--store {spec.text}: folder {str(parent)!r} does not exist")
     if spec.kind == "milvus" and spec.path is not None and spec.path.is_file():
         raise ValueError(f"--store {spec.text}: {str(spec.path)!r} is a file; Milvus Lite keeps a store in a folder")
+    if spec.kind == "qdrant" and spec.path is not None and spec.path.is_dir():
+        _check_qdrant_folder(spec)
     loggers = [logging.getLogger(name) for name in ("pymilvus", "milvus_lite")]
     levels = [log.level for log in loggers]
     for log in loggers:  # they log a traceback for every failed call; we report one line
@@ -496,14 +669,41 @@ def _backup_path(args: argparse.Namespace, run_dir: Path) -> Path:
     return Path(args.backup) if args.backup else run_dir / BACKUP_FILE
 
 
-def _again(args: argparse.Namespace, command: str) -> str:
-    """The command line of another store command on the same run, store and collection."""
-    backup = ["--backup", args.backup] if args.backup else []
-    return shlex.join(["nudge", command, args.run, "--store", args.store, "--collection", args.collection, *backup])
+def _again(args: argparse.Namespace, command: str, *, run: str | None = None) -> str:
+    """The command line of another store command on the same run (or ``run``), store and collection."""
+    backup = ["--backup", args.backup] if args.backup and run is None else []
+    run = args.run if run is None else run
+    return shlex.join(["nudge", command, run, "--store", args.store, "--collection", args.collection, *backup])
+
+
+def _earlier_runs(run_dir: Path) -> list[Path]:
+    """Earlier runs a refit set aside next to ``run_dir`` that hold a store backup, newest first."""
+    found = []
+    for p in run_dir.parent.glob(f"{run_dir.name}.previous-*"):
+        n = p.name.rsplit("-", 1)[-1]
+        if n.isdigit() and (p / BACKUP_FILE).is_file():
+            found.append((int(n), p))
+    return [p for _, p in sorted(found, reverse=True)]
+
+
+def _earlier_backups_hint(args: argparse.Namespace, run_dir: Path, store) -> str:
+    """Advice naming an earlier (set-aside) run whose backup belongs to this store, or ``""``."""
+    from .stores import binding_problem, read_backup
+
+    for previous in _earlier_runs(run_dir):
+        try:
+            if binding_problem(read_backup(previous / BACKUP_FILE), store, None) is None:
+                return (
+                    f"A refit set the earlier run aside in {previous} with its backup of this store: undo its apply "
+                    f"first with `{_again(args, 'rollback', run=str(previous))}`, then apply this run"
+                )
+        except ValueError:
+            continue
+    return ""
 
 
 def cmd_load(args: argparse.Namespace) -> None:
-    spec, name = parse_store(args.store), _check_collection(args.collection)  # bad arguments first
+    spec, name = _store_args(args), args.collection  # bad arguments first
     if args.replace and args.add_missing:
         raise ValueError("--replace and --add-missing exclude each other: --add-missing keeps the collection")
     run_dir, _ = _read_run(args.run)
@@ -560,7 +760,7 @@ def _show_ids(label: str, ids: list[str], limit: int = 10) -> None:
 
 
 def cmd_apply(args: argparse.Namespace) -> None:
-    spec, _ = parse_store(args.store), _check_collection(args.collection)  # bad arguments first
+    spec = _store_args(args)  # bad arguments first
     run_dir, run = _read_run(args.run)
     with _locked(run_dir):
         run_dir, run = _read_run(args.run)
@@ -575,16 +775,24 @@ def cmd_apply(args: argparse.Namespace) -> None:
                 f"documents move) against {spec.text}, collection {args.collection!r}",
                 flush=True,
             )
-            report = apply_nudge_to_store(
-                store,
-                model,
-                doc_ids,
-                backup=backup,
-                embeddings=docs,
-                dry_run=args.dry_run,
-                run=_run_id(run),
-                force=args.force,
-            )
+            try:
+                report = apply_nudge_to_store(
+                    store,
+                    model,
+                    doc_ids,
+                    backup=backup,
+                    embeddings=docs,
+                    dry_run=args.dry_run,
+                    run=_run_id(run),
+                    force=args.force,
+                )
+            except ValueError as exc:
+                if "not the original row" not in str(exc) and "belongs to another run" not in str(exc):
+                    raise
+                hint = _earlier_backups_hint(args, run_dir, store)
+                if not hint:
+                    raise
+                raise ValueError(f"{exc}. {hint}") from None
     print(report)
     _show_ids("would write" if args.dry_run else "wrote", report.ids)
     _show_ids("overwritten although changed by someone else (--force)", report.forced)
@@ -595,13 +803,26 @@ def cmd_apply(args: argparse.Namespace) -> None:
 
 
 def cmd_rollback(args: argparse.Namespace) -> None:
-    spec, _ = parse_store(args.store), _check_collection(args.collection)  # bad arguments first
+    spec = _store_args(args)  # bad arguments first
     run_dir, run = _read_run(args.run)
     with _locked(run_dir):
         run_dir, run = _read_run(args.run)
         backup = _backup_path(args, run_dir)
         if not backup.is_file():
-            raise ValueError(f"backup {str(backup)!r} does not exist: `nudge apply` writes it, and nothing was applied")
+            where = "--backup" if args.backup else "the run's default backup"
+            message = (
+                f"{where} {str(backup)!r} does not exist: no `nudge apply` of this run wrote it there, or it was "
+                "moved or deleted since"
+            )
+            earlier = _earlier_runs(run_dir)
+            if earlier:
+                message += (
+                    f". A refit set the earlier run aside with its backup in {earlier[0]}: undo that run's apply "
+                    f"with `{_again(args, 'rollback', run=str(earlier[0]))}`"
+                )
+            elif not args.backup:
+                message += " (if the apply used --backup, give the same --backup)"
+            raise ValueError(message)
         with _open_store(args, spec) as store:
             from .stores import rollback_store
 
@@ -610,6 +831,11 @@ def cmd_rollback(args: argparse.Namespace) -> None:
     print(report)
     _show_ids("deleted from the store since the apply, not re-created", report.skipped)
     _show_ids("overwritten although changed by someone else (--force)", report.forced)
+    if report.kept is not None:
+        undo = shlex.join(["nudge", "rollback", args.run, "--store", args.store, "--collection", args.collection,
+                           "--backup", str(report.kept)])  # fmt: skip
+        print(f"the {report.n_written} vectors this forced rollback overwrote are kept in {report.kept}")
+        print(f"undo the forced rollback with: {undo}")
     print(f"the backup is kept: `{_again(args, 'apply')}` applies the NUDGE again")
 
 
@@ -649,12 +875,14 @@ def _match_documents(
     Pair files name documents by their text (their ids are per file); a LlamaIndex file or BEIR
     folder names them by id too, and a known id with another text is refused (an edited passage).
     """
-    exact = {t: d for d, t in reversed(texts.items())}
-    stripped = {t.strip(): d for d, t in reversed(texts.items())}
+    from .streaming import normalise_text
+
+    # documents are identified by their whitespace-normalised text, as pair keys are (one rule everywhere)
+    known_texts = {normalise_text(t): d for d, t in reversed(texts.items())}
     mapping: dict[str, str] = {}
     added: dict[str, str] = {}
     for fid, text in new.corpus.items():
-        known = exact.get(text) or stripped.get(text.strip())
+        known = known_texts.get(normalise_text(text))
         if known is not None:
             mapping[fid] = known
             continue
@@ -668,6 +896,7 @@ def _match_documents(
             raise ValueError(f"new document id {nid!r} is already used in the run")
         mapping[fid] = nid
         added[nid] = text
+        known_texts[normalise_text(text)] = nid  # a second copy in the file (other whitespace) is the same document
     return mapping, added
 
 
@@ -708,6 +937,58 @@ def _base_pair_keys(base: RetrievalDataset) -> set[str]:
     return {pair_key(base.queries[q], base.corpus[d]) for q in base.answered_query_ids for d in base.relevant[q]}
 
 
+def _rebuilt_pair_keys(state, run: dict, run_dir: Path, base: RetrievalDataset) -> set[str]:
+    """The content keys of every pair a state without them has counted: the run's data and the file of each
+    update it records (its own history, else run.json's), each checked unchanged; ``ValueError`` when one
+    cannot be read as it was (its pairs could otherwise count twice)."""
+    from .streaming import pair_key
+
+    if not isinstance(state.history, list):
+        raise ValueError(f"{run_dir / STATE_FILE}: its update history is not a list: the file was edited or damaged")
+    recorded = {r.get("sha256") for r in state.history if isinstance(r, dict)}
+    history = [*state.history, *(r for r in run.get("updates", []) if r.get("sha256") not in recorded)]
+    keys = _base_pair_keys(base)
+    for i, record in enumerate(history, start=1):
+        where = record.get("data") if isinstance(record, dict) else None
+        digest = record.get("sha256") if isinstance(record, dict) else None
+        if not isinstance(where, str) or not isinstance(digest, str):
+            raise ValueError(
+                f"{run_dir / STATE_FILE} holds no pair keys (an older version's or an edited state) and its update "
+                f"{i} does not name its data file and SHA-256: the pairs it counted cannot be told apart from new "
+                "ones. Fit the run again and add the weeks' files with `nudge update`"
+            )
+        path = Path(where)
+        if not path.exists() or _data_sha256(path) != digest:
+            raise ValueError(
+                f"{run_dir / STATE_FILE} holds no pair keys (an older version's or an edited state), and update {i}'s "
+                f"file {where!r} is {'missing' if not path.exists() else 'changed (SHA-256 differs)'}: the pairs it "
+                "counted cannot be told apart from new ones, so they could count twice. Put that file back as it "
+                "was, or fit the run again and add the weeks' files with `nudge update`"
+            )
+        week = _load_checked(path)
+        keys |= {pair_key(week.queries[q], week.corpus[d]) for q in week.answered_query_ids for d in week.relevant[q]}
+    return keys
+
+
+def _refuse_test_questions(
+    new: RetrievalDataset, fresh: dict[str, list[str]], run: dict, base: RetrievalDataset, new_path: Path
+) -> None:
+    """New pairs must not ask a hold-out test question of the run (compared by normalised text, whatever the
+    document): training on it would make `nudge evaluate` score questions the NUDGE was fitted on."""
+    from .streaming import normalise_text
+
+    test = {normalise_text(base.queries[q]): q for q in run["split"]["test"] if q in base.queries}
+    leaked = [q for q in fresh if normalise_text(new.queries[q]) in test]
+    if leaked:
+        first = new.queries[leaked[0]]
+        raise ValueError(
+            f"{new_path}: {len(leaked)} question(s) are hold-out test questions of this run (same text), e.g. "
+            f"{first[:80]!r} (test question {test[normalise_text(first)]!r}): training on them would make `nudge "
+            "evaluate` score questions the NUDGE was fitted on. Nothing was written; remove their pairs from the "
+            "file (or fit a new run on all the data)"
+        )
+
+
 def _update(args: argparse.Namespace, run_dir: Path, run: dict) -> None:
     from .streaming import NudgeState, pair_key
 
@@ -725,8 +1006,9 @@ def _update(args: argparse.Namespace, run_dir: Path, run: dict) -> None:
     state_path = run_dir / STATE_FILE
     if state_path.is_file():
         state = NudgeState.load(state_path)
-        if not state.pair_keys:  # a state written by an older version: at least the run's own pairs
-            state.pair_keys = _base_pair_keys(base)
+        if not state.pair_keys:  # an older version's state (or edited): rebuild from all it records, or refuse
+            state.pair_keys = _rebuilt_pair_keys(state, run, run_dir, base)
+        state.pair_keys |= _base_pair_keys(base)
         started = False
     else:
         state = _initial_state(run, run_dir, base, old)
@@ -746,6 +1028,7 @@ def _update(args: argparse.Namespace, run_dir: Path, run: dict) -> None:
                 continue
             keys.add(key)
             fresh.setdefault(q, []).append(d)
+    _refuse_test_questions(new, fresh, run, base, new_path)
     qids = list(fresh)
     if not qids:
         raise ValueError(

@@ -36,7 +36,7 @@ from .._version import __version__
 from ..estimator import NotFittedError, Nudge, check_params
 from ..pairs import QuerySet, as_query_set
 
-__all__ = ["NudgeState", "pair_key"]
+__all__ = ["NudgeState", "normalise_text", "pair_key"]
 
 log = logging.getLogger(__name__)
 _FORMAT = "nudge-state/1"
@@ -618,5 +618,12 @@ def pair_key(query: str, document: str) -> str:
 
     The same pair has the same key in any file, whatever its ids, row order or trailing newline.
     """
-    text = " ".join(str(query).split()) + "\x00" + " ".join(str(document).split())
+    text = normalise_text(query) + "\x00" + normalise_text(document)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def normalise_text(text: str) -> str:
+    """A question's or document's text as the kit compares texts: every run of whitespace (spaces, tabs,
+    newlines) becomes one space, none at the ends. Used for pair keys, for matching the documents of new
+    pairs to a run's, and for recognising a run's hold-out test questions."""
+    return " ".join(str(text).split())

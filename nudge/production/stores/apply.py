@@ -25,13 +25,22 @@ from pathlib import Path
 
 import numpy as np
 
+from ... import __version__
 from ..._corpus import fingerprint, normalise_block
 from ..._io import crash_point, file_lock, same_rows
 from ..._validation import check_matrix
 from ...directions import nudge_m_rows, nudge_n_rows
 from ...estimator import NotFittedError
-from .backup import Backup, backup_meta, binding_problem, read_backup, write_backup
-from .base import UNIT_TOLERANCE, VERIFY_TOLERANCE, VectorStore, check_ids, check_metric, missing_ids_error
+from .backup import BACKUP_FORMAT, Backup, backup_meta, binding_problem, read_backup, store_mismatch, write_backup
+from .base import (
+    UNIT_TOLERANCE,
+    VERIFY_TOLERANCE,
+    VectorStore,
+    check_ids,
+    check_metric,
+    missing_ids_error,
+    store_identity,
+)
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +71,9 @@ class StoreReport:
         Ids the backup holds that are no longer in the store (deleted since the apply): not re-created.
     forced : list of str
         Ids whose vector had been changed by someone else and was overwritten because ``force=True``.
+    kept : Path or None
+        A forced rollback: the file keeping the vectors it overwrote (a backup of this store, so
+        ``rollback_store(store, kept)`` puts them back); None otherwise.
     """
 
     action: str
@@ -75,6 +87,7 @@ class StoreReport:
     backup: Path | None
     skipped: list[str] = field(default_factory=list)
     forced: list[str] = field(default_factory=list)
+    kept: Path | None = None
 
     @property
     def n_written(self) -> int:
@@ -91,6 +104,8 @@ class StoreReport:
             text += f"; {len(self.skipped)} ids deleted from the store since the apply were not re-created"
         if self.forced:
             text += f"; {len(self.forced)} vectors changed by someone else were overwritten (force)"
+        if self.kept is not None:
+            text += f"; the {self.n_written} vectors it overwrote are kept in {self.kept}"
         return text
 
 
@@ -158,6 +173,11 @@ def apply_nudge_to_store(
     doc_ids = check_ids(doc_ids, "doc_ids")
     _check_model_fits_store(model, store, doc_ids, embeddings)
     backup = Path(backup)
+    if backup.is_dir():
+        raise ValueError(
+            f"backup {str(backup)!r} is a folder: give the path of a backup file, "
+            f"e.g. {str(backup / 'store_backup.npz')!r}"
+        )
     run = run if run is not None else f"embeddings:{model.embeddings_sha256_}"
     if dry_run:
         return _apply(store, model, doc_ids, backup, embeddings, True, run, force)
@@ -167,6 +187,11 @@ def apply_nudge_to_store(
 
 def _backup_lock(backup: Path) -> file_lock:
     """A lock on the backup's folder (no lock file is left behind)."""
+    if backup.is_dir():
+        raise ValueError(
+            f"backup {str(backup)!r} is a folder: give the path of a backup file, "
+            f"e.g. {str(backup / 'store_backup.npz')!r}"
+        )
     if not backup.parent.is_dir():
         raise ValueError(f"backup {str(backup)!r}: folder {str(backup.parent)!r} does not exist")
     return file_lock(backup.parent, what=f"backup {str(backup)!r}")
@@ -232,10 +257,19 @@ def rollback_store(
     (its payload is gone; listed in ``report.skipped``). An id whose vector is neither the original
     nor what an apply wrote (someone changed it since) is refused, naming it, unless ``force=True``.
     The backup file is kept: applying again later reads the originals from it.
+
+    ``force=True`` (``--force`` on the command line) bypasses the run check, the refusal of a backup
+    of an older version and the check of vectors changed since the apply; it never restores a backup
+    of another store or collection over vectors that backup's apply did not write (a moved or copied
+    store, which holds exactly what the apply wrote, is restored). Whatever a forced rollback
+    overwrites is first kept in a file next to the backup (``report.kept``), itself a backup of this
+    store: rolling back with it puts those vectors back.
     """
     path = Path(backup)
+    if path.is_dir():
+        raise ValueError(f"backup {str(path)!r} is a folder, not a backup file")
     if not path.is_file():
-        raise ValueError(f"backup {str(path)!r} does not exist: an apply writes it, so nothing was applied with it")
+        raise ValueError(f"backup {str(path)!r} does not exist (an apply writes it): nothing to restore from it")
     with _backup_lock(path):
         return _rollback(store, path, run, force)
 
@@ -243,11 +277,22 @@ def rollback_store(
 def _rollback(store: VectorStore, path: Path, run: str | None, force: bool) -> StoreReport:
     data = read_backup(path)
     problem = binding_problem(data, store, run)
+    other_store = store_mismatch(data, store)
     if problem and not force:
-        raise ValueError(
-            f"backup {str(path)!r} cannot roll back this store: {problem}. Give the backup of this store and "
-            "run; if you are sure these originals belong here, rollback_store(..., force=True)"
-        )
+        if other_store:
+            advice = (
+                "Give the backup of this store and collection. --force (force=True in Python) does not override "
+                "this: it restores a backup of another location only when the store holds, id by id, exactly what "
+                "that backup's apply wrote (the same store moved or copied)"
+            )
+        else:
+            advice = (
+                "Give the backup of this store and run. If you are sure these originals belong here, --force "
+                "(force=True in Python) restores them: it bypasses the run and older-version checks and the check "
+                "of vectors changed since the apply, not the store check, and keeps what it overwrites in a file "
+                "next to the backup"
+            )
+        raise ValueError(f"backup {str(path)!r} cannot roll back this store: {problem}. {advice}")
     if data.vectors.shape[1] != store.dimension:
         raise ValueError(
             f"backup {str(path)!r} holds vectors of dimension {data.vectors.shape[1]} "
@@ -261,12 +306,24 @@ def _rollback(store: VectorStore, path: Path, run: str | None, force: bool) -> S
     originals = data.vectors[rows]
     where = {i: j for j, i in enumerate(ids)}
     sub = Backup(ids, originals, data.meta, *(None if a is None else a[rows] for a in (data.written, data.before)))
+    if other_store:  # forced: only when the store holds, id by id, what this backup recorded (moved or copied)
+        stranger = _check_current(ids, current, sub, where, True, path) if data.written is not None else ids
+        if stranger:
+            raise ValueError(
+                f"backup {str(path)!r} cannot roll back this store, even with --force (force=True): {other_store}, "
+                f"and this store's vector for {stranger[0]!r} (and {len(stranger) - 1} more) is not what that "
+                "backup's apply wrote (nor the original), so it is not that store moved or copied. Nothing was "
+                "written; give the backup of this store and collection"
+            )
     forced = _check_current(ids, current, sub, where, force, path) if data.written is not None else []
     changed = np.flatnonzero(~_close(current, originals))
     write = [ids[j] for j in changed]
+    kept = None
+    if force and write and (problem or forced):  # keep what a forced rollback overwrites, before writing
+        kept = _keep_overwritten(path, store, data, run, write, current[changed], originals[changed])
     _write_and_verify(store, write, originals[changed], path)
     report = StoreReport(
-        "rollback", write, 0, len(ids), len(ids) - changed.size, 0.0, None, None, path, skipped, forced
+        "rollback", write, 0, len(ids), len(ids) - changed.size, 0.0, None, None, path, skipped, forced, kept
     )
     if skipped:
         log.warning(
@@ -274,6 +331,34 @@ def _rollback(store: VectorStore, path: Path, run: str | None, force: bool) -> S
         )
     log.info("%s", report)
     return report
+
+
+def _keep_overwritten(
+    path: Path, store: VectorStore, data: Backup, run: str | None, ids: list[str], current: np.ndarray, new: np.ndarray
+) -> Path:
+    """Write the vectors a forced rollback is about to overwrite to ``BACKUP.overwritten-N.npz``: a backup
+    of this store (originals = what is there now, written = what the rollback writes), so rolling back
+    with it undoes the forced rollback."""
+    for n in range(1, 10_000):
+        kept = path.with_name(f"{path.stem}.overwritten-{n}.npz")
+        if not kept.exists():
+            break
+    else:
+        raise ValueError(f"cannot keep the vectors a forced rollback overwrites: too many files next to {str(path)!r}")
+    meta = {
+        "format": BACKUP_FORMAT,
+        "nudge_version": __version__,
+        "embeddings_sha256": data.meta.get("embeddings_sha256"),
+        "dimension": int(store.dimension),
+        "metric": store.metric,
+        "store": store_identity(store),
+        "store_repr": repr(store),
+        "run": run if run is not None else str(data.meta.get("run", "unknown")),
+        "overwritten_by_rollback_with": str(path),
+    }
+    current = current.astype(np.float32)
+    write_backup(kept, Backup(list(ids), current, meta, new.astype(np.float32), current.copy()))
+    return kept
 
 
 # ---------------------------------------------------------------------------------- reading the store
@@ -342,9 +427,26 @@ def _existing_backup(path: Path, store: VectorStore, run: str) -> Backup:
     old = read_backup(path)
     problem = binding_problem(old, store, run)
     if problem:
+        if old.legacy:
+            advice = (
+                "roll back with it first (rollback_store(..., force=True); `nudge rollback --force`), then apply "
+                "with another backup path"
+            )
+        elif store_mismatch(old, store):
+            advice = (
+                "give another backup path for this store. If this store is that one moved or copied (its apply's "
+                "vectors are here), first undo that apply here with this backup and force (`nudge rollback "
+                "--force`, rollback_store(..., force=True): it restores only ids holding what that apply wrote), "
+                "then apply with another backup path"
+            )
+        else:
+            advice = (
+                "if that run's apply is still in this store, undo it first with that run (`nudge rollback` of "
+                "that run's folder, or rollback_store(store, backup)), then apply with another backup path; "
+                "otherwise give another backup path"
+            )
         raise ValueError(
-            f"backup {str(path)!r} cannot be used for this apply: {problem}. It is kept as it is: give another "
-            "backup path for this store (or, to undo what it recorded, roll back its own store with it first)"
+            f"backup {str(path)!r} cannot be used for this apply: {problem}. It is kept as it is: {advice}"
         )
     if old.vectors.shape[1] != store.dimension:
         raise ValueError(
@@ -424,9 +526,10 @@ def _not_original(doc_id: str, n: int, from_backup: bool, path: Path) -> str:
         )
     return (
         f"the store's vector for {doc_id!r} (and {n - 1} more) is not the original row the model was fitted on "
-        "(per-row fingerprint differs): the store holds other vectors (already nudged by an apply whose backup "
-        "is elsewhere?) or doc_ids are in another order than the fitted rows. Nothing was written; give the "
-        "backup of the earlier apply, or load the original vectors"
+        "(per-row fingerprint differs): the store holds other vectors (already nudged by an earlier apply whose "
+        "backup is elsewhere?) or doc_ids are in another order than the fitted rows. Nothing was written; undo "
+        "the earlier apply with its own backup and run (`nudge rollback` of that run's folder, or rollback_store), "
+        "or load the original vectors, then apply again"
     )
 
 
@@ -495,12 +598,13 @@ def _write_and_verify(store: VectorStore, ids: list[str], vectors: np.ndarray, b
                 f"writing to the store failed after {start} of {len(ids)} vectors ({type(exc).__name__}: {detail}). "
                 f"Every id holds either its previous vector or the new one, and the originals are in "
                 f"{str(backup)!r}: once the cause is fixed, run the same command again (it completes the "
-                f"writes), or rollback_store(store, {str(backup)!r})"
+                f"writes), or roll back (`nudge rollback`; rollback_store(store, {str(backup)!r}) in Python)"
             ) from exc
     got = store.fetch(ids)
     bad = np.flatnonzero(~_close(got, vectors))
     if bad.size:
         raise RuntimeError(
             f"the store returned other vectors than were written for {ids[bad[0]]!r} (and {bad.size - 1} "
-            f"more); the originals are in {str(backup)!r}: rollback_store(store, {str(backup)!r})"
+            f"more); the originals are in {str(backup)!r}: roll back (`nudge rollback`; "
+            f"rollback_store(store, {str(backup)!r}) in Python)"
         )

@@ -127,6 +127,20 @@ def describe_store(ident: dict) -> str:
     return f"{ident.get('kind')} store at {where}" + (f", collection {coll!r}" if coll is not None else "")
 
 
+def store_mismatch(backup: Backup, store) -> str | None:
+    """Why ``backup`` belongs to another store (kind, location or collection), or None when it is this
+    store's (or, for a backup of an older version, when it cannot tell)."""
+    if backup.legacy:
+        return None
+    mine, theirs = store_identity(store), backup.meta["store"]
+    same = mine.get("kind") == theirs.get("kind") and mine.get("collection") == theirs.get("collection")
+    if same and mine.get("location") and theirs.get("location"):
+        same = mine["location"] == theirs["location"]
+    if not same:
+        return f"it belongs to the {describe_store(theirs)}, not to this {describe_store(mine)}"
+    return None
+
+
 def binding_problem(backup: Backup, store, run: str | None) -> str | None:
     """Why ``backup`` does not belong to ``store`` (and ``run``, when given), or None when it does."""
     if backup.legacy:
@@ -134,12 +148,9 @@ def binding_problem(backup: Backup, store, run: str | None) -> str | None:
             "it was written by an older version of the kit, which did not record the store and run it belongs "
             "to nor what it wrote"
         )
-    mine, theirs = store_identity(store), backup.meta["store"]
-    same = mine.get("kind") == theirs.get("kind") and mine.get("collection") == theirs.get("collection")
-    if same and mine.get("location") and theirs.get("location"):
-        same = mine["location"] == theirs["location"]
-    if not same:
-        return f"it belongs to the {describe_store(theirs)}, not to this {describe_store(mine)}"
+    other_store = store_mismatch(backup, store)
+    if other_store:
+        return other_store
     if run is not None and backup.meta["run"] != run:
         return f"it belongs to another run ({backup.meta['run']!r}, not {run!r})"
     return None
