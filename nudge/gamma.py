@@ -271,8 +271,11 @@ def top1_lines(ctx: ValidationContext):
         a_sup, a_flat = support_index[a], flat_index[a]
         moving = a_sup >= 0
         s_flat_a = s_flat[r, np.maximum(a_flat, 0)] if flat_cols.size else np.zeros(r.size, dtype)
-        s_a = np.where(moving, s_sup[r, np.maximum(a_sup, 0)], s_flat_a)
-        t_a = np.where(moving, t_sup[r, np.maximum(a_sup, 0)], 0).astype(dtype)
+        if m:
+            s_a = np.where(moving, s_sup[r, np.maximum(a_sup, 0)], s_flat_a)
+            t_a = np.where(moving, t_sup[r, np.maximum(a_sup, 0)], 0).astype(dtype)
+        else:  # no document moves (every query sum cancelled): every answer is flat
+            s_a, t_a = s_flat_a, np.zeros(r.size, dtype)
         best_flat = np.where(top2[r, 0] == a_flat, v2[r, 1], v2[r, 0])
         one_each = r.size == r1 - r0  # every query has one answer: pair i is query i
         yield Top1Lines(
