@@ -4,6 +4,7 @@ fingerprints of embedding rows (to recognise an original vector in a store later
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections.abc import Callable
@@ -34,6 +35,12 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) ->
             os.unlink(tmp)
         raise
     return path
+
+
+def write_json(path: str | os.PathLike, obj: object) -> Path:
+    """Write ``obj`` as indented UTF-8 JSON (a newline at the end), atomically (:func:`atomic_write`)."""
+    text = json.dumps(obj, indent=2, ensure_ascii=False) + "\n"
+    return atomic_write(path, lambda fh: fh.write(text.encode("utf-8")))
 
 
 def _umask() -> int:

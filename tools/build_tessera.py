@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nudge._io import atomic_write
+from nudge._io import atomic_write, write_json
 from nudge.pairs import split_queries
 from nudge.production.datasets import RetrievalDataset, save_llamaindex
 from nudge.teaching.bundled import all_texts, data_dir, text_sha256
@@ -172,10 +172,6 @@ def assemble(source: Path | None = None) -> dict:
     return {"week1": week1, "never_asked": never_asked, "week2": week2, "metadata": metadata, "split": split}
 
 
-def _write_json(path: Path, obj: object) -> None:
-    atomic_write(path, lambda fh: fh.write((json.dumps(obj, indent=2, ensure_ascii=False) + "\n").encode("utf-8")))
-
-
 def example_pairs_csv(built: dict) -> str:
     """The CSV of (query, document) pairs used by the bring-your-own-data notebook.
 
@@ -207,8 +203,8 @@ def write_assembled(out: Path | None = None, source: Path | None = None) -> Path
     save_llamaindex(built["week1"], out / "tessera.json")
     save_llamaindex(built["never_asked"], out / "tessera_never_asked.json")
     save_llamaindex(built["week2"], out / "tessera_week2.json")
-    _write_json(out / "metadata.json", built["metadata"])
-    _write_json(out / "split.json", built["split"])
+    write_json(out / "metadata.json", built["metadata"])
+    write_json(out / "split.json", built["split"])
     return out
 
 
@@ -281,7 +277,7 @@ def write_embeddings(make_embedder, model: str, folder: Path | None = None, *, e
         "query_texts_sha256": text_sha256(query_texts),
         "made_with": made_with,
     }
-    _write_json(out / "manifest.json", manifest)
+    write_json(out / "manifest.json", manifest)
     return out
 
 

@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from .._corpus import fingerprint as _fingerprint
-from .._io import atomic_write, crash_point, file_lock, load_embeddings, save_embeddings
+from .._io import crash_point, file_lock, load_embeddings, save_embeddings, write_json
 from .._version import __version__
 from ..estimator import Nudge
 from ..evaluation import compare, evaluate_embeddings, format_table
@@ -80,10 +80,6 @@ def _embedder(name: str, cache_dir: str | None):
 
         return OpenAIEmbedder(cache_dir=cache_dir)
     raise ValueError(f"--embedder must be tessera, local or openai, got {name!r}")
-
-
-def _write_json(path: Path, obj: object) -> None:
-    atomic_write(path, lambda fh: fh.write((json.dumps(obj, indent=2, ensure_ascii=False) + "\n").encode("utf-8")))
 
 
 def _read_run(path: str) -> tuple[Path, dict]:
@@ -271,7 +267,7 @@ def _write_together(folder: Path, writers: dict[str, Callable[[Path], object]], 
     try:
         for name, write in writers.items():
             write(staging / name)
-        _write_json(staging / COMMIT_FILE, {"move": list(writers), "remove": list(remove)})  # the commit point
+        write_json(staging / COMMIT_FILE, {"move": list(writers), "remove": list(remove)})  # the commit point
         for name in writers:
             crash_point("commit-rename")
             os.replace(staging / name, folder / name)
@@ -354,7 +350,7 @@ def cmd_fit(args: argparse.Namespace) -> None:
         DOCS_FILE: lambda p: save_embeddings(p, docs, doc_ids),
         NUDGED_FILE: lambda p: save_embeddings(p, model.transform(docs), doc_ids),
         QUERIES_FILE: lambda p: save_embeddings(p, queries, qids),
-        RUN_FILE: lambda p: _write_json(p, run),
+        RUN_FILE: lambda p: write_json(p, run),
     }
     previous, left = _write_run_folder(out, writers)
     print(
@@ -1112,11 +1108,11 @@ def _update(args: argparse.Namespace, run_dir: Path, run: dict) -> None:
     if added:
         all_added = {d: texts[d] for d in texts if d not in base.corpus} | added
         writers[DOCS_FILE] = lambda p: save_embeddings(p, docs, doc_ids)
-        writers[ADDED_FILE] = lambda p: _write_json(p, all_added)
+        writers[ADDED_FILE] = lambda p: write_json(p, all_added)
     writers[MODEL_FILE] = model.save
     writers[NUDGED_FILE] = lambda p: save_embeddings(p, nudged, doc_ids)
     writers[STATE_FILE] = state.save
-    writers[RUN_FILE] = lambda p: _write_json(p, run)
+    writers[RUN_FILE] = lambda p: write_json(p, run)
     crash_point("update-before-commit")
     _write_together(run_dir, writers)
     print(

@@ -34,9 +34,8 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
 
-from .._io import atomic_write
+from .._io import write_json
 from ..pairs import index_answers
 
 __all__ = [
@@ -658,12 +657,7 @@ def save_llamaindex(dataset: RetrievalDataset, path: str | os.PathLike, *, drop_
         "corpus": dataset.corpus,
         "relevant_docs": {q: list(docs) for q, docs in dataset.relevant.items()},
     }
-    payload = (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
-
-    def write(fh: IO[bytes]) -> None:
-        fh.write(payload)
-
-    return atomic_write(path, write)
+    return write_json(path, data)
 
 
 # --------------------------------------------------------------------------------------------
