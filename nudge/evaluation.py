@@ -175,12 +175,12 @@ class PairedDifference:
     @property
     def verdict(self) -> str:
         """The rule in words: ``"clearly higher"``, ``"clearly lower"`` or ``"no clear difference
-        (the interval contains 0)"``."""
+        : the interval contains 0"``."""
         if self.low > 0:
             return "clearly higher"
         if self.high < 0:
             return "clearly lower"
-        return "no clear difference (the interval contains 0)"
+        return "no clear difference: the interval contains 0"
 
     def interval(self) -> str:
         """``"+0.083 [+0.041, +0.124]"``."""

@@ -10,13 +10,13 @@ from nudge.evaluation import evaluate_embeddings
 from nudge.teaching.bundled import load_tessera
 from nudge.teaching.exercises import (
     accepted_answer,
+    check_context_hit,
     check_fixed_gamma_weeks,
     check_k3_on_test,
     check_length_on_n,
+    check_mixed_traffic,
     check_nearest_passage,
     check_query_sum,
-    check_context_hit,
-    check_mixed_traffic,
     check_seed_gain,
     check_store_n_over_m,
     check_validation_overlap,
