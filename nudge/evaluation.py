@@ -5,6 +5,11 @@ MRR@10, nDCG@10 and recall@10 on a query set, plus each query's first relevant r
 queries that fine-tuning fixed or broke can be listed, and each query's own scores so two systems
 can be compared *on the same queries* with :func:`paired_difference` (is a difference one?).
 
+The kit's one rule of significance (:data:`RULE`, :attr:`PairedDifference.clear`): a difference
+is *clear* when its 95% paired interval excludes 0; when the interval contains 0 the data do not
+show a difference, which is not evidence that there is none. The exact sign-test p-value is
+reported next to it as supporting information (:data:`WHY_P_CAN_DISAGREE`).
+
 Test questions fall in two groups that NUDGE treats very differently (:func:`split_by_known`):
 questions about passages that have training questions (*known*: NUDGE moved their answers) and
 questions about passages nobody asked about before (*never asked*: NUDGE cannot help them, and
@@ -25,6 +30,8 @@ from .pairs import QuerySet, as_query_set
 from .retrieval import first_relevant_rank, search
 
 __all__ = [
+    "RULE",
+    "WHY_P_CAN_DISAGREE",
     "PairedDifference",
     "compare",
     "evaluate_by_group",
@@ -34,6 +41,18 @@ __all__ = [
     "paired_difference",
     "split_by_known",
 ]
+
+#: The kit's rule of significance, in words (notebooks, self-checks, demo and datasheet use it).
+RULE = (
+    "a difference is clear when its 95% paired interval excludes 0; when the interval contains 0 the "
+    "data do not show a difference (that is not evidence of no difference)"
+)
+#: Why the exact sign test's p-value (supporting information) can disagree with the interval.
+WHY_P_CAN_DISAGREE = (
+    "the sign test counts only the questions that changed, so with a handful of them its p-value cannot "
+    "be small (4 better / 0 worse gives p=0.125) even when the bootstrap interval, which is approximate "
+    "and too narrow for so few changed questions, excludes 0"
+)
 
 COLUMNS = ("hit@1", "mrr@10", "ndcg@10", "recall@10")
 #: Largest number of non-zero differences for which the sign-flip test enumerates every flip.
@@ -88,7 +107,9 @@ def evaluate_store(store, queries: QuerySet, doc_ids, *, k: int = 10) -> dict:
     Returns
     -------
     dict
-        Mean hit@1, MRR@k, nDCG@k and recall@k, and ``"top"``: (n, k) array of retrieved rows.
+        Mean hit@1, MRR@k, nDCG@k and recall@k; ``"per_query"``: metric name -> ndarray (n,) of
+        each query's own value (what :func:`paired_difference` and ``format_table(...,
+        interval=...)`` compare); and ``"top"``: (n, k) array of retrieved rows.
     """
     qs = as_query_set(queries, "queries")
     row = {d: i for i, d in enumerate(doc_ids)}
@@ -98,13 +119,8 @@ def evaluate_store(store, queries: QuerySet, doc_ids, *, k: int = 10) -> dict:
         raise ValueError(f"store returned ids that are not in doc_ids, e.g. {sorted(unknown)[:3]}")
     top = np.array([[row[i] for i in r] for r in ids], dtype=np.int64)
     m, top1 = per_query(top, qs.answers, k=k), per_query(top, qs.answers, k=1)
-    return {
-        "hit@1": float(top1["hit"].mean()),
-        f"mrr@{k}": float(m["mrr"].mean()),
-        f"ndcg@{k}": float(m["ndcg"].mean()),
-        f"recall@{k}": float(m["recall"].mean()),
-        "top": top,
-    }
+    each = {"hit@1": top1["hit"], f"mrr@{k}": m["mrr"], f"ndcg@{k}": m["ndcg"], f"recall@{k}": m["recall"]}
+    return {**{name: float(v.mean()) for name, v in each.items()}, "per_query": each, "top": top}
 
 
 # --------------------------------------------------------------------------------------------
@@ -149,8 +165,22 @@ class PairedDifference:
 
     @property
     def clear(self) -> bool:
-        """True when the interval excludes 0 (the sign of the difference is clear)."""
+        """True when the interval excludes 0: the kit's rule (:data:`RULE`) for a clear difference.
+
+        False does not mean "no difference": the data do not show one. ``p_value`` is supporting
+        information and can disagree when few queries changed (:data:`WHY_P_CAN_DISAGREE`).
+        """
         return self.low > 0 or self.high < 0
+
+    @property
+    def verdict(self) -> str:
+        """The rule in words: ``"clearly higher"``, ``"clearly lower"`` or ``"no clear difference
+        : the interval contains 0"``."""
+        if self.low > 0:
+            return "clearly higher"
+        if self.high < 0:
+            return "clearly lower"
+        return "no clear difference: the interval contains 0"
 
     def interval(self) -> str:
         """``"+0.083 [+0.041, +0.124]"``."""
@@ -228,7 +258,8 @@ def paired_difference(
 
     Both systems are scored on the SAME queries, so the comparison is paired: the bootstrap
     resamples *queries* (each keeps its two scores), and the test asks whether the per-query
-    differences could be sign noise. A difference whose interval contains 0 is not one.
+    differences could be sign noise. A difference is *clear* when the interval excludes 0
+    (:attr:`PairedDifference.clear`); when it contains 0 the data do not show a difference.
 
     Parameters
     ----------

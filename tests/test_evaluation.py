@@ -46,6 +46,37 @@ def test_hand_computed_difference_counts_and_str():
     assert PairedDifference(-0.1, -0.2, -0.01, 10, 0.01, 0, 3).clear
 
 
+def test_verdict_states_the_one_rule():
+    from nudge.evaluation import RULE
+
+    assert PairedDifference(0.08, 0.04, 0.12, 194, 0.004, 16, 4).verdict == "clearly higher"
+    assert PairedDifference(-0.1, -0.2, -0.01, 10, 0.2, 0, 3).verdict == "clearly lower"  # p is not the rule
+    unclear = PairedDifference(0.01, -0.02, 0.04, 10, 0.01, 2, 1)  # small p, interval contains 0
+    assert not unclear.clear and unclear.verdict.startswith("no clear difference")
+    assert "excludes 0" in RULE and "not evidence of no difference" in RULE
+
+
+def test_evaluate_store_gives_per_query_scores_equal_to_in_memory():
+    from nudge.evaluation import evaluate_store, format_table
+    from nudge.retrieval import search
+
+    rng = np.random.default_rng(3)
+    docs = rng.normal(size=(12, 5))
+    queries = QuerySet(rng.normal(size=(9, 5)), [[int(i)] for i in rng.integers(0, 12, 9)])
+    ids = [f"d{i}" for i in range(12)]
+
+    class Store:
+        def search(self, q, k):
+            rows, scores = search(q, docs, k=k)
+            return [[ids[r] for r in row] for row in rows], scores
+
+    got, want = evaluate_store(Store(), queries, ids), evaluate_embeddings(docs, queries)
+    for name in ("hit@1", "mrr@10", "ndcg@10", "recall@10"):
+        np.testing.assert_allclose(got["per_query"][name], want["per_query"][name])
+        assert got[name] == pytest.approx(want[name])
+    assert "hit@1 vs a" in format_table({"a": want, "b": got}, interval="hit@1")
+
+
 def test_bootstrap_of_two_queries_matches_the_exact_resampling_distribution():
     # differences (0, 1): the resampled mean is 0, 1/2 or 1 with probabilities 1/4, 1/2, 1/4
     diff = paired_difference([0.0, 0.0], [0.0, 1.0], confidence=0.95)

@@ -10,26 +10,28 @@ from nudge.evaluation import evaluate_embeddings
 from nudge.teaching.bundled import load_tessera
 from nudge.teaching.exercises import (
     accepted_answer,
+    check_context_hit,
     check_fixed_gamma_weeks,
     check_k3_on_test,
     check_length_on_n,
+    check_mixed_traffic,
     check_nearest_passage,
     check_query_sum,
-    check_quickstart,
     check_seed_gain,
-    check_store_hit1,
+    check_store_n_over_m,
     check_validation_overlap,
 )
 
 ALL = (
-    check_quickstart,
+    check_mixed_traffic,
     check_validation_overlap,
     check_nearest_passage,
     check_k3_on_test,
     check_length_on_n,
-    check_store_hit1,
+    check_store_n_over_m,
     check_fixed_gamma_weeks,
     check_seed_gain,
+    check_context_hit,
 )
 
 
@@ -45,12 +47,30 @@ def test_placeholders_get_a_reminder_not_a_pass():
     assert not check_query_sum("ops-001", None)
 
 
-def test_quickstart(data):
-    docs, train, val, test = data.doc_embeddings, data.query_set("train"), data.query_set("val"), data.query_set("test")
+def _hits(docs, queries):
+    return (evaluate_embeddings(docs, queries)["ranks"] == 1).astype(float)
+
+
+def test_mixed_traffic(data):
+    docs, train, val = data.doc_embeddings, data.query_set("train"), data.query_set("val")
+    known, never = data.query_set("test"), data.query_set("test_never_asked")
     moved = Nudge("M").fit(docs, train, val).transform(docs)
-    assert check_quickstart(evaluate_embeddings(moved, test)["ndcg@10"])
-    assert not check_quickstart(0.5)
-    assert not check_quickstart("a lot")
+    mix = 0.8 * _hits(moved, known).mean() + 0.2 * _hits(moved, never).mean()
+    right = check_mixed_traffic(mix)
+    assert right and "falls below no fine-tuning" in repr(right)
+    assert check_mixed_traffic(round(mix, 2))  # the one tolerance: 2 decimals accepted
+    assert not check_mixed_traffic(round(mix, 2) + 0.01)
+    known_only = check_mixed_traffic(_hits(moved, known).mean())
+    assert not known_only and "known group alone" in repr(known_only)
+    assert not check_mixed_traffic("a lot")
+
+
+def test_one_tolerance_for_numbers():
+    from nudge.teaching.exercises import _agrees
+
+    assert _agrees(0.851, 0.8505) and _agrees(0.85, 0.8505) and _agrees(1.24, 1.2354) and _agrees(1.23, 1.2346)
+    assert not _agrees(0.856, 0.8505)  # 3 decimals: must be within 0.0005
+    assert not _agrees(0.86, 0.8505) and not _agrees(None, 0.5)
 
 
 def test_validation_overlap(data):
@@ -86,7 +106,8 @@ def test_k3_on_test(data):
         for k in (1, 3)
     }
     right = check_k3_on_test(share[3])
-    assert right and "k=1" in repr(right)
+    assert right and "k=1" in repr(right) and "never-asked" in repr(right) and "better /" in repr(right)
+    assert check_k3_on_test(round(share[3], 2))
     if share[1] != share[3]:
         wrong = check_k3_on_test(share[1])
         assert not wrong and "k=1 model" in repr(wrong)
@@ -98,19 +119,24 @@ def test_length_on_n(data):
 
     docs, train, val = data.doc_embeddings, data.query_set("train"), data.query_set("val")
     nudged = Nudge("N").fit(docs, train, val).transform(docs)
-    right = check_length_on_n(PopularityControl().fit(nudged, train, val).factor_)
-    assert right and "times as long" in repr(right)
+    factor = PopularityControl().fit(nudged, train, val).factor_
+    right = check_length_on_n(factor)
+    assert right and "times as long" in repr(right) and "never-asked questions" in repr(right)
+    assert check_length_on_n(round(factor, 2))
     on_base = PopularityControl().fit(docs, train, val).factor_
     assert not check_length_on_n(on_base)
     assert not check_length_on_n(1.0)
 
 
-def test_store_hit1(data):
-    docs = data.doc_embeddings
-    moved = Nudge("N").fit(docs, data.query_set("train"), data.query_set("val")).transform(docs)
-    assert check_store_hit1(evaluate_embeddings(moved, data.query_set("test"))["hit@1"])
-    before = check_store_hit1(evaluate_embeddings(docs, data.query_set("test"))["hit@1"])
-    assert not before and "before NUDGE" in repr(before)
+def test_store_n_over_m(data):
+    docs, train, val, test = data.doc_embeddings, data.query_set("train"), data.query_set("val"), data.query_set("test")
+    m, n = (_hits(Nudge(x).fit(docs, train, val).transform(docs), test) for x in ("M", "N"))
+    n_only, m_only = int(((n == 1) & (m == 0)).sum()), int(((m == 1) & (n == 0)).sum())
+    right = check_store_n_over_m(n_only)
+    assert right and "better /" in repr(right)
+    if m_only != n_only:
+        wrong = check_store_n_over_m(m_only)
+        assert not wrong and "other way round" in repr(wrong)
 
 
 def test_fixed_gamma_weeks(data):
@@ -142,8 +168,16 @@ def test_seed_gain():
 
     best, result = exercises._seed_gain(2)
     assert best in ("M", "N") and result.n == 50
-    assert check_seed_gain(result.low)
+    assert check_seed_gain(result.low) and check_seed_gain(round(result.low, 2))
     assert not check_seed_gain(result.high)
+
+
+def test_seed_gain_breaks_a_validation_tie_towards_n():
+    import inspect
+
+    from nudge.teaching import exercises
+
+    assert '"N" if models["N"].val_score_ >= models["M"].val_score_' in inspect.getsource(exercises._seed_gain)
 
 
 def test_accepted_answers_are_what_the_checks_accept():

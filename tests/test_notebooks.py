@@ -105,3 +105,19 @@ def test_clean_joins_split_stream_outputs():
         {"output_type": "stream", "name": "stdout", "text": ["a\n", "b\n"]},
         {"output_type": "stream", "name": "stderr", "text": ["w\n"]},
     ]
+
+
+def test_one_rule_of_significance_everywhere():
+    """Notebooks, demo and datasheet state the kit's one rule (nudge.evaluation.RULE), never a second one."""
+    from nudge.evaluation import RULE
+
+    texts = {p.name: "\n".join("".join(c["source"]) for c in json.loads(p.read_text())["cells"]) for p in NOTEBOOKS}
+    texts["demo.py"] = (REPO / "nudge" / "teaching" / "demo.py").read_text()
+    texts["data/README.md"] = (REPO / "data" / "README.md").read_text()
+    for name, text in texts.items():
+        flat = " ".join(text.split()).lower()
+        for other in ("borderline", "interval contains 0 is not one", "excludes 0 and p < 0.05"):
+            assert other not in flat, f"{name} states another rule: {other!r}"
+    assert "excludes 0" in RULE
+    flat01 = " ".join(texts["01_training_pairs.ipynb"].split())
+    assert "excludes 0" in flat01 and "not** evidence" in flat01 and "sign test" in flat01

@@ -22,7 +22,6 @@ from nudge.production.rag import (
     Passage,
     answer_question,
     build_messages,
-    check_context_hit,
     context_hit,
     format_passages,
     parse_citations,
@@ -30,6 +29,7 @@ from nudge.production.rag import (
 )
 from nudge.retrieval import search
 from nudge.teaching.bundled import data_dir, load_tessera
+from nudge.teaching.exercises import check_context_hit
 
 PAIRS = data_dir() / "examples" / "support_pairs.csv"
 IDS = ["d7", "d3", "d9"]

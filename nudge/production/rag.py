@@ -35,7 +35,6 @@ __all__ = [
     "RagAnswer",
     "answer_question",
     "build_messages",
-    "check_context_hit",
     "context_hit",
     "format_passages",
     "parse_citations",
@@ -311,44 +310,3 @@ def answer_question(client, question: str, passages: Sequence[Passage]) -> RagAn
     answer = client.complete(messages)
     citations = parse_citations(answer, [p.doc_id for p in passages])
     return RagAnswer(question, passages, tuple(messages), answer, citations)
-
-
-# --------------------------------------------------------------------------------------------------
-# Self-check of notebook 10's "your turn" exercise
-# --------------------------------------------------------------------------------------------------
-
-
-def check_context_hit(answer: object, k: int = 2):
-    """Notebook 10: share of the bundled hold-out test questions with a relevant passage in a top-``k``
-    prompt, with the NUDGE-N vectors. Returns a :class:`nudge.teaching.exercises.Check`."""
-    from ..estimator import Nudge
-    from ..teaching.bundled import load_tessera
-    from ..teaching.exercises import Check
-
-    if answer is None:
-        return Check(
-            False,
-            f"replace None with the share of test questions whose relevant passage is in a top-{k} prompt with "
-            "the NUDGE-N vectors (a number between 0 and 1), then run the cell again",
-        )
-    try:
-        value = float(answer)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return Check(False, f"expected a number between 0 and 1, got {answer!r}")
-    t = load_tessera()
-    docs, train, val, test = t.doc_embeddings, t.query_set("train"), t.query_set("val"), t.query_set("test")
-
-    def share(vectors: np.ndarray, cut: int) -> float:
-        return float(context_hit(test, vectors, cut).mean())
-
-    nudged = {m: Nudge(m).fit(docs, train, val).transform(docs) for m in ("M", "N")}
-    expected, original = share(nudged["N"], k), share(docs, k)
-    if abs(value - expected) < 5e-4:
-        return Check(True, f"{expected:.3f} with NUDGE-N against {original:.3f} with the original vectors (top {k})")
-    if abs(value - original) < 5e-4:
-        return Check(False, "that is the share with the original vectors: use vectors['NUDGE-N']")
-    if abs(value - share(nudged["M"], k)) < 5e-4:
-        return Check(False, "that is NUDGE-M's share: use vectors['NUDGE-N']")
-    if any(abs(value - share(nudged["N"], cut)) < 5e-4 for cut in (1, 3, 5)):
-        return Check(False, f"that is another prompt size: count the questions whose rank is <= {k}")
-    return Check(False, f"context_hit(test, vectors['NUDGE-N'], k={k}).mean(): the share of 1s")

@@ -17,7 +17,16 @@ import time
 
 from ..baselines import GuideNudge, PopularityControl
 from ..estimator import Nudge
-from ..evaluation import GROUPS, compare, evaluate_embeddings, format_table, paired_difference, split_by_known
+from ..evaluation import (
+    GROUPS,
+    RULE,
+    WHY_P_CAN_DISAGREE,
+    compare,
+    evaluate_embeddings,
+    format_table,
+    paired_difference,
+    split_by_known,
+)
 from .bundled import load_tessera
 
 BASE = "no fine-tuning"
@@ -112,8 +121,8 @@ def main(argv: list[str] | None = None) -> None:
         "\nIt may hurt the second: those passages stay where they were while the others move, so they"
         "\ngain rank only when a competitor happens to move away from the question."
         "\nIntervals: paired 95% bootstrap of the difference (same questions); p: exact sign test."
-        "\nA difference whose interval contains 0 is not one."
     )
+    print(f"Rule: {RULE}.\nThe p-value is supporting information: {WHY_P_CAN_DISAGREE}.")
 
 
 if __name__ == "__main__":

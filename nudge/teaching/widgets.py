@@ -171,6 +171,8 @@ class GammaExplorer:
             f"<b>{METHOD_NAMES[method]}</b>, gamma = {gamma:.4g} (chosen on validation: {r['chosen_gamma']:.4g})<br>",
             f"validation {r['val']:.3f} &nbsp; hold-out test {r['test']:.3f} (share of answers in top {k}); ",
             f"{len(r['fixed'])} test questions fixed, {len(r['broken'])} broken<br>",
+            "<i>The test curve and test questions are shown to learn how well validation predicts them; "
+            "choosing gamma from them is peeking (notebook 01): choose on validation.</i><br>",
         ]
         for label, rows in (("fixed", r["fixed"]), ("broken", r["broken"])):
             for i in rows[:limit]:
