@@ -10,10 +10,10 @@ import pytest
 from nudge.adapter import QueryAdapter
 from nudge.evaluation import evaluate_embeddings, split_by_known
 from nudge.pairs import QuerySet
+from nudge.teaching.exercises import check_squared_adapter
 from nudge.teaching.learning_curve import (
     METHODS,
     bundled_problem,
-    check_squared_adapter,
     fit_method,
     learning_curve,
     nested_subsets,
@@ -138,7 +138,7 @@ def test_self_check_recomputes_the_answer():
     value = evaluate_embeddings(p.docs, QuerySet(adapter.transform_queries(known.embeddings), known.answers))["hit@1"]
     assert check_squared_adapter(value)
     assert not check_squared_adapter(value + 0.02)
-    assert not check_squared_adapter(None) and "Replace None" in repr(check_squared_adapter(None))
+    assert not check_squared_adapter(None) and "replace none" in repr(check_squared_adapter(None)).lower()
     assert not check_squared_adapter("0.6")
     # the answer is not the plain adapter's or no fine-tuning's score
     base = evaluate_embeddings(p.docs, known)["hit@1"]

@@ -462,6 +462,41 @@ def check_context_hit(answer: object, k: int = 2) -> Check:
     return Check(False, f"context_hit(test, vectors['NUDGE-N'], k={k}).mean(): the share of 1s")
 
 
+def _squared_adapter() -> tuple[float, float]:
+    """Test hit@1 of the closed-form adapter and of the base passages on the known test questions."""
+    from ..adapter import QueryAdapter
+    from ..evaluation import evaluate_embeddings, split_by_known
+    from ..pairs import QuerySet
+    from .learning_curve import bundled_problem, single_thread_blas
+
+    p = bundled_problem()
+    with single_thread_blas():
+        adapter = QueryAdapter(loss="squared").fit(p.docs, p.train, p.val)
+    known, _ = split_by_known(p.test, p.train)
+    mapped = QuerySet(adapter.transform_queries(known.embeddings), known.answers)
+    return evaluate_embeddings(p.docs, mapped)["hit@1"], evaluate_embeddings(p.docs, known)["hit@1"]
+
+
+def check_squared_adapter(answer: object) -> Check:
+    """Notebook 09: the closed-form adapter's (``QueryAdapter(loss="squared")``) test hit@1 on the
+    bundled data's known questions (fit on train, ridge strength chosen on validation)."""
+    if answer is None:
+        return _todo("the squared-loss adapter's test hit@1 (a number between 0 and 1)")
+    value = _number(answer)
+    if value is None:
+        return Check(False, f"expected the test hit@1 (a number between 0 and 1), got {answer!r}")
+    expected, base = _squared_adapter()
+    if _agrees(value, expected):
+        return Check(True, f"{expected:.3f} on the known test questions, against {base:.3f} with no fine-tuning.")
+    if _agrees(value, base):
+        return Check(False, "that is no fine-tuning's hit@1: map the questions with transform_queries first")
+    return Check(
+        False,
+        "fit QueryAdapter(loss='squared') on train with val, map the known test questions with "
+        "transform_queries, and take evaluate_embeddings(...)['hit@1'] against the base passages",
+    )
+
+
 def accepted_answer(check: str):
     """The value the self-check ``check`` (a function name) accepts, for the tests (arrays for vectors)."""
     t = _tessera()
@@ -487,4 +522,6 @@ def accepted_answer(check: str):
         return _fixed_gamma_weeks()[0]
     if check == "check_seed_gain":
         return _seed_gain(2)[1].low
+    if check == "check_squared_adapter":
+        return _squared_adapter()[0]
     raise ValueError(f"check: no self-check named {check!r}")

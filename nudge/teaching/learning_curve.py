@@ -11,7 +11,6 @@
 * :func:`plot_learning_curve`: mean gain with its spread, the guide's 50 / 100 / 200-500 marks.
 * :func:`finetune_entry` / :func:`finetune_result`: full fine-tuning of all-MiniLM-L6-v2, from
   the committed ``benchmarks/results/finetune_minilm.json`` (or re-run live on request).
-* :func:`check_squared_adapter`: the notebook's self-check.
 
 A "pair" here is a labelled question with its relevant passage(s), as the guide counts them.
 """
@@ -46,7 +45,6 @@ __all__ = [
     "LearningCurve",
     "Problem",
     "bundled_problem",
-    "check_squared_adapter",
     "comparison_table",
     "finetune_entry",
     "finetune_result",
@@ -58,6 +56,7 @@ __all__ = [
     "plot_learning_curve",
     "scifact_folder",
     "scifact_problem",
+    "single_thread_blas",
 ]
 
 METHODS = ("no fine-tuning", "popularity control", "NUDGE-M", "NUDGE-N", "adapter")
@@ -85,7 +84,7 @@ LIVE_ENV = "NUDGE_LIVE_FINETUNE"
 
 
 @contextlib.contextmanager
-def _blas_single_thread():
+def single_thread_blas():
     """One BLAS thread while fitting, when threadpoolctl is installed: these matrices are small,
     and on a shared 2-core machine OpenBLAS threads cost ten times what they save."""
     try:
@@ -246,7 +245,7 @@ def fit_method(name: str, docs: np.ndarray, train, val, *, seed: int = 0) -> Fit
         raise ValueError(f"name must be one of {METHODS}, got {name!r}")
     t0 = time.perf_counter()
     adapter = model = None
-    with _blas_single_thread():
+    with single_thread_blas():
         if name == "no fine-tuning":
             out = docs
         elif name == "popularity control":
@@ -488,7 +487,7 @@ def _test_score(fitted: Fitted, test: QuerySet, metric: str) -> float:
     """``fitted.evaluate(test)[metric]`` with one search and no rank pass (the curve's inner loop)."""
     qs = fitted.queries(test)
     k, key = _PER_QUERY[metric]
-    with _blas_single_thread():
+    with single_thread_blas():
         idx, _ = search(np.asarray(qs.embeddings), fitted.doc_embeddings, k=10)
     return float(per_query(idx[:, :k], qs.answers, k=k)[key].mean())
 
@@ -581,27 +580,3 @@ def plot_learning_curve(curve: LearningCurve, ax=None, title: str | None = None)
 # --------------------------------------------------------------------------------------------
 # The self-check of notebook 09
 # --------------------------------------------------------------------------------------------
-
-
-def check_squared_adapter(answer: object):
-    """Notebook 09's exercise: the closed-form adapter's (``QueryAdapter(loss="squared")``) test
-    hit@1 on the bundled data's known questions (fit on train, ridge strength on val), within 0.005."""
-    from ..evaluation import split_by_known
-    from .exercises import Check
-
-    if answer is None:
-        return Check(False, "Replace None with your answer: the squared-loss adapter's test hit@1 (a number).")
-    if isinstance(answer, bool) or not isinstance(answer, numbers.Real) or not np.isfinite(answer):
-        return Check(False, "Give a number: the test hit@1 (between 0 and 1) of the squared-loss adapter.")
-    p = bundled_problem()
-    with _blas_single_thread():
-        adapter = QueryAdapter(loss="squared").fit(p.docs, p.train, p.val)
-    known, _ = split_by_known(p.test, p.train)
-    expected = evaluate_embeddings(p.docs, QuerySet(adapter.transform_queries(known.embeddings), known.answers))
-    if abs(float(answer) - expected["hit@1"]) <= 0.005:
-        return Check(True, f"Right: {expected['hit@1']:.3f} on the {len(known)} known test questions.")
-    return Check(
-        False,
-        "Not quite: fit QueryAdapter(loss='squared') on train with val, map the known test questions "
-        "with transform_queries, and take evaluate_embeddings(...)['hit@1'] against the base passages.",
-    )
