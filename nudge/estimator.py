@@ -16,7 +16,7 @@ import numpy as np
 
 from . import __version__
 from ._corpus import DEFAULT_CHUNK_SIZE, corpus_pass, fingerprint, normalise_block
-from ._io import load_artifact, save_artifact
+from ._io import load_artifact, row_fingerprints, save_artifact
 from ._validation import check_gamma, check_matrix, check_positive_int
 from .apply import check_method, move_rows
 from .directions import _query_sums, moved_rows, unit_rows
@@ -83,6 +83,10 @@ class Nudge:
     dtype_ : numpy dtype
     embeddings_sha256_ : str
         Fingerprint of the fitted embeddings; ``transform`` refuses others.
+    support_fingerprints_ : ndarray of float64, shape (m, 16), or None
+        Per-row fingerprints of the ORIGINAL rows of ``support_`` (``nudge._io.row_fingerprints``):
+        a store apply checks the stored vectors against them before writing (None for models saved
+        by older versions).
     """
 
     def __init__(
@@ -211,6 +215,7 @@ class Nudge:
         self.dtype_ = e.dtype
         self.embeddings_sha256_ = digest
         self.moved_ = moved_rows(method, self.gamma_, support, directions, e_support)
+        self.support_fingerprints_ = row_fingerprints(e_support)
         return self
 
     # ------------------------------------------------------------------ applying
@@ -274,6 +279,8 @@ class Nudge:
             },
         }
         arrays = {"support": self.support_, "query_sums": self.query_sums_, "moved": self.moved_}
+        if getattr(self, "support_fingerprints_", None) is not None:
+            arrays["support_fingerprints"] = self.support_fingerprints_
         if self.validation_curve_ is not None:
             arrays["curve_gamma"] = self.validation_curve_["gamma"]
             arrays["curve_score"] = self.validation_curve_["score"]
@@ -302,6 +309,7 @@ class Nudge:
         est.query_sums_ = arrays["query_sums"]
         est.directions_ = unit_rows(est.query_sums_).astype(est.dtype_)
         est.moved_ = arrays["moved"].astype(np.int64)
+        est.support_fingerprints_ = arrays.get("support_fingerprints")
         est.validation_curve_ = (
             {"gamma": arrays["curve_gamma"], "score": arrays["curve_score"]} if "curve_gamma" in arrays else None
         )

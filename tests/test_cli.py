@@ -190,37 +190,57 @@ def test_load_apply_rollback_and_apply_after_update(backend, small_run, week2_cs
     np.testing.assert_array_equal(stores.vectors(ids), docs)
 
 
-def test_load_refuses_an_existing_collection_and_replace_clears_a_stale_backup(small_run, tmp_path, capsys):
-    need_client("qdrant")
-    run = copy_run(small_run, tmp_path)
-    where = ["--store", f"qdrant:{tmp_path / 'q'}", "--collection", "docs"]
-    assert main(["load", str(run), *where]) == 0
-    assert main(["apply", str(run), *where]) == 0
-    capsys.readouterr()
-    assert main(["load", str(run), *where]) == 2
-    err = one_line_error(capsys, "load")
-    assert "exists already" in err and "--replace" in err
-    assert main(["load", str(run), *where, "--replace"]) == 0
-    assert "removed" in capsys.readouterr().out and not (run / "store_backup.npz").exists()
-
-
-def test_apply_after_update_added_documents_asks_for_a_reload(small_run, tmp_path, capsys):
+def test_load_never_removes_a_backup_and_advises_nothing_that_loses_data(small_run, tmp_path, capsys):
     need_client("qdrant")
     run = copy_run(small_run, tmp_path)
     stores = Stores("qdrant", tmp_path)
     where = ["--store", stores.spec, "--collection", "docs"]
+    docs, ids = load_embeddings(run / "documents.npz")
     assert main(["load", str(run), *where]) == 0
+    assert main(["apply", str(run), *where]) == 0
+    backup = (run / "store_backup.npz").read_bytes()
+    capsys.readouterr()
+    assert main(["load", str(run), *where]) == 2
+    err = capsys.readouterr().err
+    assert "exists already" in err and "--add-missing" in err and "payloads too" in err
+    # a scratch store with the same collection name: the real store's backup is not touched
+    scratch = ["--store", f"qdrant:{tmp_path / 'scratch'}", "--collection", "docs"]
+    assert main(["load", str(run), *scratch]) == 0
+    assert main(["load", str(run), *scratch, "--replace"]) == 0
+    assert main(["apply", str(run), *scratch]) == 2  # the backup belongs to the other store: refused, kept
+    assert "belongs to the qdrant store at qdrant:" in capsys.readouterr().err
+    assert (run / "store_backup.npz").read_bytes() == backup
+    assert main(["rollback", str(run), *where]) == 0
+    np.testing.assert_array_equal(stores.vectors(ids), docs)
+
+
+def test_after_an_update_adds_documents_load_add_missing_keeps_payloads(small_run, tmp_path, capsys):
+    need_client("qdrant")
+    from nudge.production.stores import QdrantStore
+
+    run = copy_run(small_run, tmp_path)
+    stores = Stores("qdrant", tmp_path)
+    where = ["--store", stores.spec, "--collection", "docs"]
+    assert main(["load", str(run), *where]) == 0
+    _, first_ids = load_embeddings(run / "documents.npz")
+    with QdrantStore("docs", path=str(stores.location)) as store:  # a payload the CLI knows nothing about
+        store.client.set_payload("docs", {"title": "kept"}, points=[store.point_id(i) for i in first_ids])
     assert main(["apply", str(run), *where]) == 0
     rows = week2_rows(known=False)[:30]
     assert main(["update", str(run), write_pairs(tmp_path / "new.csv", rows)]) == 0
-    capsys.readouterr()
+    out = capsys.readouterr().out
+    assert "--add-missing" in out and "--replace" not in out
     assert main(["apply", str(run), *where]) == 2
-    assert "nudge load" in one_line_error(capsys, "apply")
-    assert main(["load", str(run), *where, "--replace"]) == 0
+    assert "--add-missing" in capsys.readouterr().err
+    assert main(["load", str(run), *where, "--add-missing"]) == 0
+    assert "added" in capsys.readouterr().out
     assert main(["apply", str(run), *where]) == 0
     _, ids = load_embeddings(run / "documents.npz")
     nudged, _ = load_embeddings(run / "nudged_documents.npz")
     np.testing.assert_allclose(stores.vectors(ids), nudged, rtol=0, atol=1e-6)
+    with QdrantStore("docs", path=str(stores.location)) as store:
+        points = store.client.retrieve("docs", ids=[store.point_id(i) for i in first_ids], with_payload=True)
+        assert all(p.payload.get("title") == "kept" for p in points) and len(points) == len(first_ids)
 
 
 # ------------------------------------------------------------------------------- update

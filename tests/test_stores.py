@@ -323,8 +323,11 @@ def test_a_backup_for_other_embeddings_is_refused(data, models, tmp_path):
     other = emb.copy()
     other[0] = -other[0]
     refit = Nudge("N").fit(other, data["train"], data["val"])
-    with pytest.raises(ValueError, match=r"backup .* other embeddings: roll back"):
+    with pytest.raises(ValueError, match=r"backup .* belongs to another run \('embeddings:"):
+        apply_nudge_to_store(store, refit, ids, backup=tmp_path / "b.npz")
+    with pytest.raises(ValueError, match=r"backup .* belongs to the memory store at memory:\w+, not to this"):
         apply_nudge_to_store(InMemoryStore.from_embeddings(ids, other), refit, ids, backup=tmp_path / "b.npz")
+    assert (tmp_path / "b.npz").is_file()  # refused, and kept
     with pytest.raises(ValueError, match=r"is not a NUDGE store backup"):
         (tmp_path / "junk.npz").write_bytes(b"junk")
         rollback_store(store, tmp_path / "junk.npz")
@@ -343,8 +346,10 @@ def test_the_store_and_the_model_are_checked_against_each_other(data, models, tm
     with pytest.raises(ValueError, match=r"dimension 10 but the model was fitted on dimension 384"):
         apply_nudge_to_store(InMemoryStore(10), model, ids, backup=backup)
     shuffled = InMemoryStore.from_embeddings(ids, emb[::-1])
-    with pytest.raises(ValueError, match=r"does not hold the embeddings this NUDGE was fitted on"):
+    with pytest.raises(ValueError, match=r"is not the original row the model was fitted on"):
         apply_nudge_to_store(shuffled, model, ids, backup=backup, embeddings=emb)
+    with pytest.raises(ValueError, match=r"per-row fingerprint differs.* another order"):
+        apply_nudge_to_store(shuffled, model, ids, backup=backup)  # without the embeddings too
     with pytest.raises(ValueError, match=r"not unit length .* has norm 2"):
         apply_nudge_to_store(InMemoryStore.from_embeddings(ids, 2 * emb), model, ids, backup=backup)
     with pytest.raises(ValueError, match=r"not a fitted Nudge"):
@@ -468,3 +473,56 @@ def test_a_missing_client_skips_or_fails_as_asked(monkeypatch):
     monkeypatch.setattr(sys.modules[__name__], "REQUIRE", True)
     with pytest.raises(pytest.fail.Exception, match=r"need pymilvus, milvus_lite .*NUDGE_REQUIRE_STORES=1"):
         need_client("milvus")
+
+
+# ------------------------------------------------------------------------------- misuse: nothing silently wrong
+def test_applying_again_with_a_new_backup_path_refuses_nudged_vectors(data, models, tmp_path):
+    ids, emb = data["ids"], data["emb"]
+    store = InMemoryStore.from_embeddings(ids, emb)
+    apply_nudge_to_store(store, models["M"], ids, backup=tmp_path / "first.npz")
+    nudged = store.fetch(ids)
+    with pytest.raises(ValueError, match=r"not the original row the model was fitted on .*already nudged"):
+        apply_nudge_to_store(store, models["M"], ids, backup=tmp_path / "second.npz")
+    assert not (tmp_path / "second.npz").exists()
+    np.testing.assert_array_equal(store.fetch(ids), nudged)
+    # the same model's fingerprints survive save / load
+    models["M"].save(tmp_path / "m.npz")
+    with pytest.raises(ValueError, match=r"already nudged"):
+        apply_nudge_to_store(store, Nudge.load(tmp_path / "m.npz"), ids, backup=tmp_path / "second.npz")
+
+
+def test_rollback_touches_only_its_own_store_and_ids(data, models, tmp_path):
+    ids, emb = data["ids"], data["emb"]
+    store, backup = InMemoryStore.from_embeddings(ids, emb), tmp_path / "b.npz"
+    apply_nudge_to_store(store, models["N"], ids, backup=backup)
+    other = InMemoryStore.from_embeddings(ids[:5], emb[:5])
+    with pytest.raises(ValueError, match=r"cannot roll back this store: it belongs to the memory store at"):
+        rollback_store(other, backup)
+    assert other.count() == 5  # no foreign point inserted
+    with pytest.raises(ValueError, match=r"belongs to another run"):
+        rollback_store(store, backup, run="someone-else")
+    moved = [ids[i] for i in models["N"].moved_]
+    store.delete([moved[0]])
+    report = rollback_store(store, backup)
+    assert report.skipped == [moved[0]] and moved[0] not in set(store.ids())  # not re-created
+    assert "not re-created" in str(report)
+    keep = [i for i in ids if i != moved[0]]
+    np.testing.assert_array_equal(store.fetch(keep), emb[[ids.index(i) for i in keep]])
+
+
+def test_a_vector_changed_by_someone_else_is_not_overwritten_without_force(data, models, tmp_path):
+    ids, emb = data["ids"], data["emb"]
+    store, backup = InMemoryStore.from_embeddings(ids, emb), tmp_path / "b.npz"
+    apply_nudge_to_store(store, models["N"], ids, backup=backup)
+    moved = [ids[i] for i in models["N"].moved_]
+    theirs = np.full((1, emb.shape[1]), 1 / np.sqrt(emb.shape[1]), np.float32)
+    store.upsert([moved[1]], theirs)
+    before = store.fetch(ids)
+    for call in (lambda **kw: rollback_store(store, backup, **kw),
+                 lambda **kw: apply_nudge_to_store(store, models["M"], ids, backup=backup, **kw)):  # fmt: skip
+        with pytest.raises(ValueError, match=rf"vector for {moved[1]!r} .* someone changed it since.*force=True"):
+            call()
+        np.testing.assert_array_equal(store.fetch(ids), before)
+    report = rollback_store(store, backup, force=True)
+    assert report.forced == [moved[1]] and "overwritten (force)" in str(report)
+    np.testing.assert_array_equal(store.fetch(ids), emb)

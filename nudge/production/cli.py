@@ -32,6 +32,7 @@ import shlex
 import shutil
 import sys
 import tempfile
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -40,7 +41,8 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
-from .._io import atomic_write, load_embeddings, save_embeddings
+from .._corpus import fingerprint as _fingerprint
+from .._io import atomic_write, crash_point, file_lock, load_embeddings, save_embeddings
 from ..estimator import Nudge
 from ..evaluation import compare, evaluate_embeddings, format_table
 from ..pairs import QuerySet, split_queries
@@ -54,9 +56,12 @@ QUERIES_FILE = "queries.npz"
 STATE_FILE = "state.npz"
 BACKUP_FILE = "store_backup.npz"
 ADDED_FILE = "added_documents.json"  # texts of the documents `nudge update` appended (id -> text)
+COMMIT_FILE = "COMMITTED"  # in a staging folder: every file is written, move them all
 EMBEDDERS = ("tessera", "local", "openai")
 STORE_FORMS = "qdrant:FOLDER, qdrant+http://HOST:PORT, milvus:FILE.db or milvus+http://HOST:PORT"
-_CLIENT_MODULES = {"qdrant_client", "pymilvus", "milvus_lite", "httpx", "httpcore", "grpc"}
+_CLIENT_MODULES = {"qdrant_client", "pymilvus", "milvus_lite", "httpx", "httpcore", "grpc", "sqlite3", "portalocker"}
+LOCK_FILE = ".nudge.lock"
+LOCK_TIMEOUT = float(os.environ.get("NUDGE_LOCK_TIMEOUT", "600"))  # seconds a command waits for another one
 
 
 # ---------------------------------------------------------------------------------- shared helpers
@@ -96,6 +101,40 @@ def _read_run(path: str) -> tuple[Path, dict]:
     return run_dir, run
 
 
+def _run_id(run: dict) -> str:
+    """The run's identity (backups are bound to it): ``run_id`` of run.json, or for runs written by older
+    versions a digest of their data path and split."""
+    if isinstance(run.get("run_id"), str):
+        return run["run_id"]
+    text = json.dumps({"data": run.get("data"), "split": run.get("split")}, sort_keys=True)
+    return "run-" + hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+@contextmanager
+def _locked(run_dir: Path) -> Iterator[None]:
+    """Hold the run folder's lock: a second command on the same run waits for the first (then fails clearly)."""
+    with file_lock(run_dir / LOCK_FILE, timeout=LOCK_TIMEOUT, what=f"run folder {str(run_dir)!r}"):
+        _recover(run_dir)
+        yield
+
+
+def _recover(folder: Path) -> None:
+    """Finish or discard what a killed command left: a committed staging folder is moved into place, an
+    uncommitted one is removed (nothing in ``folder`` had changed yet)."""
+    for staging in sorted(folder.glob(".staging-*")):
+        commit = staging / COMMIT_FILE
+        if commit.is_file():
+            try:
+                names = json.loads(commit.read_text(encoding="utf-8"))
+            except ValueError:
+                names = None
+            if isinstance(names, list):
+                for name in names:
+                    if (staging / name).is_file():
+                        os.replace(staging / name, folder / name)
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def _run_file(run_dir: Path, name: str) -> Path:
     path = run_dir / name
     if not path.is_file():
@@ -105,8 +144,33 @@ def _run_file(run_dir: Path, name: str) -> Path:
 
 def _run_model(run_dir: Path) -> tuple[np.ndarray, list[str], Nudge]:
     """The run's original document vectors, their ids, and its model (checked against them)."""
-    docs, doc_ids = load_embeddings(_run_file(run_dir, DOCS_FILE))
-    return docs, doc_ids, Nudge.load(_run_file(run_dir, MODEL_FILE), embeddings=docs)
+    docs_path, model_path = _run_file(run_dir, DOCS_FILE), _run_file(run_dir, MODEL_FILE)
+    docs, doc_ids = load_embeddings(docs_path, name=f"the run's {DOCS_FILE}")
+    try:
+        model = Nudge.load(model_path)
+    except (TypeError, KeyError, IndexError, AttributeError) as exc:  # metadata edited by hand
+        raise ValueError(f"model {str(model_path)!r} is damaged (its metadata or arrays): {exc!r}") from None
+    if model.n_documents_ != len(doc_ids) or model.embeddings_sha256_ != _fingerprint(docs):
+        raise ValueError(
+            f"model {str(model_path)!r} was not fitted on this run's {DOCS_FILE} ({len(doc_ids)} documents; "
+            "shape or SHA-256 fingerprint differs): it comes from another run or the documents changed; "
+            f"write the run again with `nudge fit`"
+        )
+    return docs, doc_ids, model
+
+
+def _check_data_unchanged(run: dict, run_dir: Path) -> None:
+    """The data file the run was fitted on must be the same bytes (a re-sorted CSV changes every split)."""
+    recorded = run.get("data_sha256")
+    path = Path(run["data"])
+    if recorded is None or not path.exists():
+        return
+    if _data_sha256(path) != recorded:
+        raise ValueError(
+            f"the run's data {str(path)!r} changed since `nudge fit` (SHA-256 differs; recorded in "
+            f"{run_dir / RUN_FILE}): re-sorted or edited data gives other questions under the split's ids. Put "
+            "the original file back, or fit a new run on the new data"
+        )
 
 
 def _load_checked(path: str | os.PathLike) -> RetrievalDataset:
@@ -116,24 +180,59 @@ def _load_checked(path: str | os.PathLike) -> RetrievalDataset:
 
 
 def _write_together(folder: Path, writers: dict[str, Callable[[Path], object]]) -> None:
-    """Write every file to a staging folder first, then move them all into ``folder``.
+    """Write every file to a staging folder, mark it committed, then move them all into ``folder``.
 
-    Nothing in ``folder`` changes until every file is complete; each move is an atomic rename.
+    Nothing in ``folder`` changes until every file is complete. The commit mark makes the set of
+    files one transaction: a process killed during the moves leaves a committed staging folder that
+    the next command on the run finishes moving (:func:`_recover`); one killed before the mark
+    leaves ``folder`` as it was.
     """
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=folder))
     try:
         for name, write in writers.items():
             write(staging / name)
+        _write_json(staging / COMMIT_FILE, list(writers))  # the commit point
         for name in writers:
+            crash_point("update-rename")
             os.replace(staging / name, folder / name)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    except BaseException:
+        if not (staging / COMMIT_FILE).is_file():
+            shutil.rmtree(staging, ignore_errors=True)
+        raise
+    shutil.rmtree(staging, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------------- fit / evaluate
+def _check_out(out: Path) -> None:
+    """``--out`` must be a new or empty folder, or a run folder (refit): checked before any work."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {str(out)!r} is an existing file, not a folder: give a new folder (or a run folder)")
+    if out.is_dir() and not (out / RUN_FILE).is_file() and any(p.name != LOCK_FILE for p in out.iterdir()):
+        raise ValueError(
+            f"--out {str(out)!r} is a folder holding other files, not a run folder: give a new or empty folder"
+        )
+    if not out.resolve().parent.is_dir():
+        raise ValueError(f"--out {str(out)!r}: folder {str(out.resolve().parent)!r} does not exist")
+
+
+def _check_fit_args(args: argparse.Namespace) -> None:
+    if args.seed < 0:
+        raise ValueError(f"--seed must be a whole number >= 0, got {args.seed}")
+    if args.k < 1:
+        raise ValueError(f"--k must be a whole number >= 1, got {args.k}")
+
+
 def cmd_fit(args: argparse.Namespace) -> None:
+    _check_fit_args(args)
+    out = Path(args.out)
+    _check_out(out)  # before loading, embedding and fitting
     dataset = _load_checked(args.data)
     qids = dataset.answered_query_ids
+    if len(qids) < 3:
+        raise ValueError(
+            f"{args.data} has {len(qids)} labelled question(s) (a question with at least one relevant document): "
+            "at least 3 are needed (train, validation, test)"
+        )
     split = split_queries(len(qids), val_fraction=args.val_fraction, test_fraction=args.test_fraction, seed=args.seed)
     parts = {name: [qids[i] for i in getattr(split, name)] for name in ("train", "val", "test")}
     print(f"{len(qids)} labelled questions: {', '.join(f'{len(v)} {k}' for k, v in parts.items())}", flush=True)
@@ -147,38 +246,95 @@ def cmd_fit(args: argparse.Namespace) -> None:
         return QuerySet(queries[[row[q] for q in ids]], dataset.answers(ids, doc_ids))
 
     model = Nudge(args.method, k=args.k).fit(docs, query_set(parts["train"]), query_set(parts["val"]))
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    model.save(out / MODEL_FILE)
-    save_embeddings(out / DOCS_FILE, docs, doc_ids)
-    save_embeddings(out / NUDGED_FILE, model.transform(docs), doc_ids)
-    save_embeddings(out / QUERIES_FILE, queries, qids)
-    for stale in (STATE_FILE, ADDED_FILE):  # derived from an earlier fit into this folder
-        (out / stale).unlink(missing_ok=True)
-    _write_json(
-        out / RUN_FILE,
-        {
-            "data": str(Path(args.data).resolve()),
-            "embedder": embedder.model_name,
-            "embedder_option": args.embedder,
-            "cache_dir": None if args.cache_dir is None else str(Path(args.cache_dir).resolve()),
-            "seed": args.seed,
-            "split": parts,
-            "updates": [],
-            "nudge": __version__,
-        },
-    )
+    run = {
+        "run_id": uuid.uuid4().hex,
+        "data": str(Path(args.data).resolve()),
+        "data_sha256": _data_sha256(Path(args.data)),
+        "embedder": embedder.model_name,
+        "embedder_option": args.embedder,
+        "cache_dir": None if args.cache_dir is None else str(Path(args.cache_dir).resolve()),
+        "seed": args.seed,
+        "split": parts,
+        "updates": [],
+        "nudge": __version__,
+    }
+    writers: dict[str, Callable[[Path], object]] = {
+        MODEL_FILE: model.save,
+        DOCS_FILE: lambda p: save_embeddings(p, docs, doc_ids),
+        NUDGED_FILE: lambda p: save_embeddings(p, model.transform(docs), doc_ids),
+        QUERIES_FILE: lambda p: save_embeddings(p, queries, qids),
+        RUN_FILE: lambda p: _write_json(p, run),
+    }
+    previous = _write_run_folder(out, writers)
     print(
         f"NUDGE-{model.method_}: gamma = {model.gamma_:.4g}, validation score {model.val_score_:.3f}, "
         f"{model.moved_.size} of {len(doc_ids)} documents moved; wrote {out}"
     )
+    if previous is not None:
+        print(
+            f"the previous run in {out} was set aside, whole, in {previous} (its store backup too: undo its "
+            f"apply with `nudge rollback {previous} --store ... --collection ...`)"
+        )
+
+
+def _write_run_folder(out: Path, writers: dict[str, Callable[[Path], object]]) -> Path | None:
+    """Write a run folder atomically: every file into a staging folder next to ``out``, then swap.
+
+    An existing run in ``out`` is renamed to ``OUT.previous-N`` first (never deleted); returns that
+    path, or None when ``out`` was new or empty. A failure before the swap leaves ``out`` untouched.
+    """
+    out = out.resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent))
+    try:
+        for name, write in writers.items():
+            crash_point("fit-write")
+            write(staging / name)
+        with file_lock(out.parent, what=f"the folder of {str(out)!r}"):
+            previous = None
+            if out.is_dir() and any(p.name != LOCK_FILE for p in out.iterdir()):
+                previous = _free_name(out, "previous")
+                with _locked_if_run(out):
+                    os.rename(out, previous)
+            elif out.is_dir():
+                out.rmdir() if not any(out.iterdir()) else shutil.rmtree(out)  # empty (or only a lock file)
+            crash_point("fit-swap")
+            os.rename(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return previous
+
+
+@contextmanager
+def _locked_if_run(folder: Path) -> Iterator[None]:
+    if (folder / RUN_FILE).is_file():
+        with _locked(folder):
+            yield
+    else:
+        yield
+
+
+def _free_name(path: Path, reason: str) -> Path:
+    for n in range(1, 10_000):
+        candidate = path.with_name(f"{path.name}.{reason}-{n}")
+        if not candidate.exists():
+            return candidate
+    raise ValueError(f"cannot set {str(path)!r} aside: too many earlier copies next to it")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    run_dir, run = _read_run(args.run)
-    dataset, _ = load_dataset(run["data"])
-    docs, doc_ids, model = _run_model(run_dir)
-    queries, qids = load_embeddings(_run_file(run_dir, QUERIES_FILE))
+    run_dir, _ = _read_run(args.run)
+    with _locked(run_dir):
+        run_dir, run = _read_run(args.run)
+        _check_data_unchanged(run, run_dir)
+        dataset, _ = load_dataset(run["data"])
+        docs, doc_ids, model = _run_model(run_dir)
+        queries, qids = load_embeddings(_run_file(run_dir, QUERIES_FILE), name=f"the run's {QUERIES_FILE}")
+    _evaluate(args, run, dataset, docs, doc_ids, model, queries, qids)
+
+
+def _evaluate(args, run, dataset, docs, doc_ids, model, queries, qids) -> None:
     row = {q: i for i, q in enumerate(qids)}
     test_ids = run["split"]["test"]
     test = QuerySet(queries[[row[q] for q in test_ids]], dataset.answers(test_ids, doc_ids))
@@ -248,14 +404,14 @@ def _from_client_library(exc: BaseException) -> bool:
 
 def _connect(spec: StoreSpec):
     if spec.kind == "qdrant":
-        from .stores import _import_qdrant
+        from .stores import import_qdrant
 
-        qdrant_client, _ = _import_qdrant()
+        qdrant_client, _ = import_qdrant()
         kwargs = {"path": str(spec.path)} if spec.path is not None else {"url": spec.url}
         return qdrant_client.QdrantClient(**kwargs)
-    from .stores import _import_pymilvus
+    from .stores import import_pymilvus
 
-    pymilvus = _import_pymilvus()
+    pymilvus = import_pymilvus()
     return pymilvus.MilvusClient(str(spec.path) if spec.path is not None else spec.url)
 
 
@@ -300,6 +456,15 @@ def _collection_exists(spec: StoreSpec, client, name: str) -> bool:
     return client.collection_exists(name) if spec.kind == "qdrant" else client.has_collection(name)
 
 
+def _spec_location(spec: StoreSpec) -> str:
+    """The location a store of ``spec`` reports (what its backups are bound to)."""
+    from .stores.base import local_location
+
+    if spec.path is not None:
+        return local_location(spec.kind, spec.path)
+    return f"{spec.kind}+{spec.url.rstrip('/')}"
+
+
 @contextmanager
 def _open_store(args: argparse.Namespace, spec: StoreSpec) -> Iterator[object]:
     """The existing collection ``args.collection`` in ``spec`` as a VectorStore."""
@@ -315,17 +480,7 @@ def _open_store(args: argparse.Namespace, spec: StoreSpec) -> Iterator[object]:
         if spec.kind == "milvus":
             client.load_collection(name)  # a collection reopened from a Milvus Lite file starts released
         cls = QdrantStore if spec.kind == "qdrant" else MilvusStore
-        yield cls(name, client=client)
-
-
-def _backup_store(path: Path) -> str | None:
-    """The store a backup file was made for (``repr`` of it), or None when there is no readable backup."""
-    from .stores import read_backup
-
-    try:
-        return read_backup(path).meta.get("store") if path.is_file() else None
-    except ValueError:
-        return None
+        yield cls(name, client=client, location=_spec_location(spec))
 
 
 def _backup_path(args: argparse.Namespace, run_dir: Path) -> Path:
@@ -340,29 +495,52 @@ def _again(args: argparse.Namespace, command: str) -> str:
 
 def cmd_load(args: argparse.Namespace) -> None:
     spec, name = parse_store(args.store), _check_collection(args.collection)  # bad arguments first
+    if args.replace and args.add_missing:
+        raise ValueError("--replace and --add-missing exclude each other: --add-missing keeps the collection")
     run_dir, _ = _read_run(args.run)
-    docs, doc_ids = load_embeddings(_run_file(run_dir, DOCS_FILE))
-    stale = _backup_path(args, run_dir)
-    stale_for = _backup_store(stale)
-    from .stores import MilvusStore, QdrantStore
+    with _locked(run_dir):
+        docs, doc_ids = load_embeddings(_run_file(run_dir, DOCS_FILE), name=f"the run's {DOCS_FILE}")
+        _load(args, spec, name, docs, doc_ids)
 
+
+def _load(args: argparse.Namespace, spec: StoreSpec, name: str, docs: np.ndarray, doc_ids: list[str]) -> None:
+    from .stores import MilvusStore, QdrantStore, fetch_present
+
+    cls = QdrantStore if spec.kind == "qdrant" else MilvusStore
     with _store_client(spec, create=True) as client:
-        if _collection_exists(spec, client, name) and not args.replace:
-            raise ValueError(
-                f"collection {name!r} exists already in {spec.text}: pass --replace to drop it and load "
-                "the run's original vectors again"
+        exists = _collection_exists(spec, client, name)
+        if exists and args.add_missing:
+            if spec.kind == "milvus":
+                client.load_collection(name)
+            store = cls(name, client=client, location=_spec_location(spec))
+            present = set(fetch_present(store, doc_ids)[0])
+            missing = [i for i, d in enumerate(doc_ids) if d not in present]
+            if missing:
+                store.upsert([doc_ids[i] for i in missing], docs[missing])
+            print(
+                f"added {len(missing)} documents missing from collection {name!r} (their original vectors); the "
+                f"{len(present)} already there were not touched"
             )
+            print(f"next: {_again(args, 'apply')} --dry-run")
+            return
+        if exists and not args.replace:
+            raise ValueError(
+                f"collection {name!r} exists already in {spec.text}: to add the run's documents it lacks (nothing "
+                f"else is touched) run `{_again(args, 'load')} --add-missing`; --replace drops the collection "
+                "with everything in it (payloads too) and loads the run's original vectors"
+            )
+        if args.add_missing:
+            print(f"collection {name!r} does not exist yet: creating it", flush=True)
         print(
             f"loading {len(doc_ids)} original document vectors (dimension {docs.shape[1]}) into {spec.text}, "
-            f"collection {name!r} scored by the dot product" + (" (replacing it)" if args.replace else ""),
+            f"collection {name!r} scored by the dot product"
+            + (" (dropping the existing collection and its payloads)" if exists else ""),
             flush=True,
         )
-        cls = QdrantStore if spec.kind == "qdrant" else MilvusStore
-        store = cls.from_embeddings(name, doc_ids, docs, client=client, metric="dot", replace=args.replace)
+        store = cls.from_embeddings(
+            name, doc_ids, docs, client=client, metric="dot", replace=args.replace, location=_spec_location(spec)
+        )
         count = store.count()
-        if args.replace and stale_for == repr(store):
-            stale.unlink()  # it kept originals of the dropped collection, which holds the originals again
-            print(f"removed {stale}: it kept the originals of the collection that was replaced")
     print(f"loaded {count} vectors; next: {_again(args, 'apply')} --dry-run")
 
 
@@ -374,30 +552,33 @@ def _show_ids(label: str, ids: list[str], limit: int = 10) -> None:
 
 def cmd_apply(args: argparse.Namespace) -> None:
     spec, _ = parse_store(args.store), _check_collection(args.collection)  # bad arguments first
-    run_dir, _ = _read_run(args.run)
-    docs, doc_ids, model = _run_model(run_dir)
-    backup = _backup_path(args, run_dir)
-    if backup.is_file():
-        from .stores import read_backup
+    run_dir, run = _read_run(args.run)
+    with _locked(run_dir):
+        run_dir, run = _read_run(args.run)
+        docs, doc_ids, model = _run_model(run_dir)
+        backup = _backup_path(args, run_dir)
+        with _open_store(args, spec) as store:
+            from .stores import apply_nudge_to_store
 
-        if read_backup(backup).meta.get("embeddings_sha256") != model.embeddings_sha256_:
-            raise ValueError(
-                f"backup {str(backup)!r} keeps originals of other document vectors (the run's corpus changed since, "
-                f"e.g. `nudge update` added documents): reload the collection, which also removes that backup: "
-                f"{_again(args, 'load')} --replace"
+            what = "dry run: checking" if args.dry_run else "applying"
+            print(
+                f"{what} NUDGE-{model.method_} (gamma {model.gamma_:.4g}, {model.moved_.size} of {len(doc_ids)} "
+                f"documents move) against {spec.text}, collection {args.collection!r}",
+                flush=True,
             )
-    with _open_store(args, spec) as store:
-        from .stores import apply_nudge_to_store
-
-        what = "dry run: checking" if args.dry_run else "applying"
-        print(
-            f"{what} NUDGE-{model.method_} (gamma {model.gamma_:.4g}, {model.moved_.size} of {len(doc_ids)} "
-            f"documents move) against {spec.text}, collection {args.collection!r}",
-            flush=True,
-        )
-        report = apply_nudge_to_store(store, model, doc_ids, backup=backup, embeddings=docs, dry_run=args.dry_run)
+            report = apply_nudge_to_store(
+                store,
+                model,
+                doc_ids,
+                backup=backup,
+                embeddings=docs,
+                dry_run=args.dry_run,
+                run=_run_id(run),
+                force=args.force,
+            )
     print(report)
     _show_ids("would write" if args.dry_run else "wrote", report.ids)
+    _show_ids("overwritten although changed by someone else (--force)", report.forced)
     if args.dry_run:
         print("dry run: nothing was written (neither the store nor the backup)")
     else:
@@ -406,16 +587,20 @@ def cmd_apply(args: argparse.Namespace) -> None:
 
 def cmd_rollback(args: argparse.Namespace) -> None:
     spec, _ = parse_store(args.store), _check_collection(args.collection)  # bad arguments first
-    run_dir, _ = _read_run(args.run)
-    backup = _backup_path(args, run_dir)
-    if not backup.is_file():
-        raise ValueError(f"backup {str(backup)!r} does not exist: `nudge apply` writes it, and nothing was applied")
-    with _open_store(args, spec) as store:
-        from .stores import rollback_store
+    run_dir, run = _read_run(args.run)
+    with _locked(run_dir):
+        run_dir, run = _read_run(args.run)
+        backup = _backup_path(args, run_dir)
+        if not backup.is_file():
+            raise ValueError(f"backup {str(backup)!r} does not exist: `nudge apply` writes it, and nothing was applied")
+        with _open_store(args, spec) as store:
+            from .stores import rollback_store
 
-        print(f"restoring the original vectors kept in {backup} into {spec.text}, collection {args.collection!r}")
-        report = rollback_store(store, backup)
+            print(f"restoring the original vectors kept in {backup} into {spec.text}, collection {args.collection!r}")
+            report = rollback_store(store, backup, run=_run_id(run), force=args.force)
     print(report)
+    _show_ids("deleted from the store since the apply, not re-created", report.skipped)
+    _show_ids("overwritten although changed by someone else (--force)", report.forced)
     print(f"the backup is kept: `{_again(args, 'apply')}` applies the NUDGE again")
 
 
@@ -499,9 +684,25 @@ def _fmt(score: float | None) -> str:
 
 
 def cmd_update(args: argparse.Namespace) -> None:
-    from .streaming import NudgeState
+    run_dir, _ = _read_run(args.run)
+    if args.seed < 0:
+        raise ValueError(f"--seed must be a whole number >= 0, got {args.seed}")
+    with _locked(run_dir):  # a second update waits for this one, then counts only what is still new
+        run_dir, run = _read_run(args.run)
+        _update(args, run_dir, run)
 
-    run_dir, run = _read_run(args.run)
+
+def _base_pair_keys(base: RetrievalDataset) -> set[str]:
+    """Content keys of every labelled pair of the run's data (train, validation and test questions)."""
+    from .streaming import pair_key
+
+    return {pair_key(base.queries[q], base.corpus[d]) for q in base.answered_query_ids for d in base.relevant[q]}
+
+
+def _update(args: argparse.Namespace, run_dir: Path, run: dict) -> None:
+    from .streaming import NudgeState, pair_key
+
+    _check_data_unchanged(run, run_dir)
     new_path = Path(args.new_pairs)
     new = _load_checked(new_path)
     digest = _data_sha256(new_path)
@@ -509,21 +710,55 @@ def cmd_update(args: argparse.Namespace) -> None:
     for i, done in enumerate(updates, start=1):
         if done.get("sha256") == digest:
             raise ValueError(f"{new_path} was already added to this run (update {i}): its pairs would count twice")
-    qids = new.answered_query_ids
-    if len(qids) < 2:
-        raise ValueError(f"{new_path} has {len(qids)} labelled question(s); at least 2 are needed (train and val)")
-    split = split_queries(len(qids), val_fraction=args.val_fraction, test_fraction=0.0, seed=args.seed)
-    train_q, val_q = [qids[i] for i in split.train], [qids[i] for i in split.val]
 
     docs, doc_ids, old = _run_model(run_dir)
     base = _load_checked(run["data"])
+    state_path = run_dir / STATE_FILE
+    if state_path.is_file():
+        state = NudgeState.load(state_path)
+        if not state.pair_keys:  # a state written by an older version: at least the run's own pairs
+            state.pair_keys = _base_pair_keys(base)
+        started = False
+    else:
+        state = _initial_state(run, run_dir, base, old)
+        state.pair_keys = _base_pair_keys(base)
+        started = True
+
+    # pairs are identified by content: a pair counted before (the run's own data, an earlier update, a
+    # copy of a file with another row order or a trailing newline) is not counted again
+    fresh: dict[str, list[str]] = {}
+    keys: set[str] = set()
+    n_seen = 0
+    for q in new.answered_query_ids:
+        for d in new.relevant[q]:
+            key = pair_key(new.queries[q], new.corpus[d])
+            if key in state.pair_keys or key in keys:
+                n_seen += 1
+                continue
+            keys.add(key)
+            fresh.setdefault(q, []).append(d)
+    qids = list(fresh)
+    if not qids:
+        raise ValueError(
+            f"all {n_seen} pairs of {new_path} are already counted in this run (its own data or an earlier update; "
+            "pairs are compared by their question and document texts): nothing to add"
+        )
+    if len(qids) < 2:
+        raise ValueError(
+            f"{new_path} has {len(qids)} labelled question(s) with pairs new to this run; at least 2 are needed "
+            "(train and val)"
+        )
+    split = split_queries(len(qids), val_fraction=args.val_fraction, test_fraction=0.0, seed=args.seed)
+    train_q, val_q = [qids[i] for i in split.train], [qids[i] for i in split.val]
+
     texts = _corpus_texts(run_dir, run, base, doc_ids)
     by_id = not (new_path.is_file() and new_path.suffix.lower() in (*PAIR_TABLE_SUFFIXES, *JSONL_SUFFIXES))
     mapping, added = _match_documents(new, texts, by_id=by_id, prefix=f"update{len(updates) + 1}-")
-    n_pairs = sum(len(new.relevant[q]) for q in qids)
+    n_pairs = sum(len(fresh[q]) for q in qids)
     print(
         f"{new_path.name}: {len(qids)} new labelled questions ({len(train_q)} train, {len(val_q)} validation), "
-        f"{n_pairs} pairs; {len(added)} new documents",
+        f"{n_pairs} pairs; {len(added)} new documents"
+        + (f"; {n_seen} pairs already counted in this run were skipped" if n_seen else ""),
         flush=True,
     )
 
@@ -550,13 +785,9 @@ def cmd_update(args: argparse.Namespace) -> None:
     row = {q: i for i, q in enumerate(qids)}
 
     def pairs(ids: list[str]):
-        return queries[[row[q] for q in ids]], [[mapping[d] for d in new.relevant[q]] for q in ids]
+        return queries[[row[q] for q in ids]], [[mapping[d] for d in fresh[q]] for q in ids]
 
-    state_path = run_dir / STATE_FILE
-    if state_path.is_file():
-        state = NudgeState.load(state_path)
-    else:
-        state = _initial_state(run, run_dir, base, old)
+    if started:
         print(
             f"started the run's NudgeState ({STATE_FILE}) from its {len(run['split']['train'])} training and "
             f"{len(run['split']['val'])} validation questions",
@@ -569,23 +800,22 @@ def cmd_update(args: argparse.Namespace) -> None:
     model = state.to_nudge(docs, doc_ids)
     nudged = model.transform(docs)
 
-    run = {
-        **run,
-        "updates": [
-            *updates,
-            {
-                "data": str(new_path.resolve()),
-                "sha256": digest,
-                "seed": args.seed,
-                "val_fraction": args.val_fraction,
-                "train": train_q,
-                "val": val_q,
-                "added_documents": list(added),
-                "gamma": state.gamma_,
-                "val_score": state.val_score_,
-            },
-        ],
+    record = {
+        "data": str(new_path.resolve()),
+        "sha256": digest,
+        "seed": args.seed,
+        "val_fraction": args.val_fraction,
+        "train": train_q,
+        "val": val_q,
+        "pairs": n_pairs,
+        "pairs_already_counted": n_seen,
+        "added_documents": list(added),
+        "gamma": state.gamma_,
+        "val_score": state.val_score_,
     }
+    state.pair_keys |= keys
+    state.history.append(record)  # the record is committed with the state (same file) and in run.json
+    run = {**run, "updates": [*updates, record]}
     writers: dict[str, Callable[[Path], object]] = {}
     if added:
         all_added = {d: texts[d] for d in texts if d not in base.corpus} | added
@@ -594,7 +824,8 @@ def cmd_update(args: argparse.Namespace) -> None:
     writers[MODEL_FILE] = model.save
     writers[NUDGED_FILE] = lambda p: save_embeddings(p, nudged, doc_ids)
     writers[STATE_FILE] = state.save
-    writers[RUN_FILE] = lambda p: _write_json(p, run)  # last: it records the update as done
+    writers[RUN_FILE] = lambda p: _write_json(p, run)
+    crash_point("update-before-commit")
     _write_together(run_dir, writers)
     print(
         f"gamma {old.gamma_:.4g} -> {state.gamma_:.4g}; validation score {_fmt(old.val_score_)} on "
@@ -603,7 +834,12 @@ def cmd_update(args: argparse.Namespace) -> None:
     print(
         f"NUDGE-{model.method_}: {model.moved_.size} of {len(doc_ids)} documents moved; rewrote "
         f"{', '.join(writers)} in {run_dir}"
-        + ("; load the new documents into stores (nudge load --replace)" if added else "")
+        + (
+            f"; add the {len(added)} new documents to a store (only them; nothing else is touched) with "
+            f"`nudge load {run_dir} --store STORE --collection NAME --add-missing`, then `nudge apply`"
+            if added
+            else ""
+        )
     )
 
 
@@ -664,8 +900,18 @@ def build_parser() -> argparse.ArgumentParser:
         f"ORIGINAL document vectors ({DOCS_FILE}) under their document ids, so `nudge apply` can be tried end "
         "to end. Stands in for the store a real system already has.",
     )
-    _store_arguments(load, backup_help="backup of an earlier `nudge apply` to this collection: --replace removes it")
-    load.add_argument("--replace", action="store_true", help="drop an existing collection of that name first")
+    _store_arguments(load, backup_help="unused by load (kept for symmetry; backups are never removed)")
+    load.add_argument(
+        "--add-missing",
+        action="store_true",
+        help="the collection exists: add only the run's documents it lacks (e.g. after `nudge update` added "
+        "documents); nothing else is touched",
+    )
+    load.add_argument(
+        "--replace",
+        action="store_true",
+        help="drop an existing collection of that name first (everything in it is lost, payloads too)",
+    )
     load.set_defaults(func=cmd_load)
 
     ap = sub.add_parser(
@@ -678,15 +924,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _store_arguments(ap)
     ap.add_argument("--dry-run", action="store_true", help="report what would be written; write nothing")
+    ap.add_argument(
+        "--force", action="store_true", help="overwrite vectors someone else changed since the last apply (listed)"
+    )
     ap.set_defaults(func=cmd_apply)
 
     rb = sub.add_parser(
         "rollback",
         help="put the original vectors kept in the backup back into the store",
-        description="Restore the original vectors that `nudge apply` kept in the backup file (exactly). The "
-        "backup is kept.",
+        description="Restore the original vectors that `nudge apply` kept in the backup file (exactly), for the "
+        "ids it wrote only. A point deleted since is not re-created; a vector someone else changed since is "
+        "not overwritten (unless --force). The backup is kept.",
     )
     _store_arguments(rb)
+    rb.add_argument(
+        "--force",
+        action="store_true",
+        help="restore also vectors someone else changed since the apply, or with a backup of another store/run",
+    )
     rb.set_defaults(func=cmd_rollback)
 
     up = sub.add_parser(
@@ -716,7 +971,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.func(args)
     except (ValueError, ImportError, OSError, KeyError, RuntimeError) as exc:
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        message = str(exc).strip() or type(exc).__name__
+        if isinstance(exc, OSError) and not isinstance(exc, (FileNotFoundError, PermissionError)):
+            message = f"{type(exc).__name__}: {message}"  # e.g. a full disk: say what failed
         print(f"nudge {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -31,12 +31,12 @@ import numpy as np
 
 from .. import __version__
 from .._corpus import fingerprint
-from .._io import load_artifact, save_artifact
+from .._io import artifact_error, load_artifact, save_artifact
 from .._validation import check_matrix
 from ..estimator import NotFittedError, Nudge
 from ..pairs import QuerySet, as_query_set
 
-__all__ = ["NudgeState"]
+__all__ = ["NudgeState", "pair_key"]
 
 log = logging.getLogger(__name__)
 _FORMAT = "nudge-state/1"
@@ -69,6 +69,12 @@ class NudgeState:
         The documents of the recorded original corpus, in the order last given to :meth:`fit_gamma`.
     embeddings_sha256_ : str or None
         :func:`nudge._corpus.fingerprint` of that corpus (None after a removal, until the next fit).
+    history : list of dict
+        Records kept with the state and saved in the same file (JSON-serialisable): the command line
+        records each update here, so the record and the state are committed together.
+    pair_keys : set of str
+        Content keys of the labelled pairs already counted (see :func:`pair_key`): the command line
+        uses them to skip pairs it has seen, whichever file they come from.
 
     Examples
     --------
@@ -101,6 +107,8 @@ class NudgeState:
         self.val_score_: float | None = None
         self.validation_curve_: dict | None = None
         self.best_region_: tuple | None = None
+        self.history: list[dict] = []
+        self.pair_keys: set[str] = set()
 
     def __repr__(self) -> str:
         grid = "" if self.grid is None else f", grid=<{len(self.grid)} values>"
@@ -458,6 +466,7 @@ class NudgeState:
             "embeddings_sha256": self.embeddings_sha256_,
             "version": self._version,
             "fitted_version": self._fitted_version,
+            "history": self.history,
         }
         val_answers = self._val_answers
         arrays = {
@@ -470,6 +479,8 @@ class NudgeState:
             "doc_ids": np.array(self.doc_ids_, dtype=str),
             "digests": self._digests,
         }
+        if self.pair_keys:
+            arrays["pair_keys"] = np.array(sorted(self.pair_keys), dtype=str)
         if self.validation_curve_ is not None:
             arrays["curve_gamma"] = self.validation_curve_["gamma"]
             arrays["curve_score"] = self.validation_curve_["score"]
@@ -477,11 +488,39 @@ class NudgeState:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> NudgeState:
-        """Read a state written by :meth:`save`."""
-        meta, arrays = load_artifact(path, _FORMAT, kind="a saved NudgeState")
-        state = cls(meta["method"], k=meta["k"], grid=meta["grid"])
-        state._restore(meta, arrays)
+        """Read a state written by :meth:`save`; one ``ValueError`` naming ``path`` when it is missing,
+        truncated, empty, corrupted, or its parts disagree (e.g. edited metadata)."""
+        kind = "a saved NudgeState"
+        meta, arrays = load_artifact(path, _FORMAT, kind=kind)
+        try:
+            state = cls(meta["method"], k=meta["k"], grid=meta["grid"])
+            state._restore(meta, arrays)
+            state._check_restored()
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise artifact_error(path, "path", kind, f"{type(exc).__name__}: {detail}") from None
         return state
+
+    def _check_restored(self) -> None:
+        """Consistency of a loaded state: shapes, offsets, finite numbers."""
+        m = len(self._sum_ids)
+        if self._sums.shape[0] != m or self._counts.shape != (m,) or (m and self._sums.shape[1] != self._dim):
+            raise ValueError("sums, counts and sum_ids disagree")
+        if not np.isfinite(self._sums).all() or (self._counts < 0).any():
+            raise ValueError("sums are not finite or counts are negative")
+        if len(set(self._sum_ids)) != m:
+            raise ValueError("a document is listed twice in sum_ids")
+        q = self._val_queries()
+        if q.shape[0] != len(self._val_answers) or (len(self._val_answers) and q.shape[1] != self._dim):
+            raise ValueError("validation queries and answers disagree")
+        if any(len(a) == 0 for a in self._val_answers):
+            raise ValueError("a validation query has no answers (offsets are damaged)")
+        if self._digests.shape != (len(self.doc_ids_), _DIGEST_BYTES):
+            raise ValueError("doc_ids and digests disagree")
+        if self.gamma_ is not None and not (isinstance(self.gamma_, (int, float)) and np.isfinite(self.gamma_)):
+            raise ValueError(f"gamma is {self.gamma_!r}, not a finite number")
+        if not isinstance(self.history, list):
+            raise ValueError("history is not a list")
 
     def _restore(self, meta: dict, arrays: dict) -> None:
         self._dim = meta["dim"]
@@ -490,12 +529,16 @@ class NudgeState:
         self._slot = {d: i for i, d in enumerate(self._sum_ids)}
         self._sums, self._counts = arrays["sums"].astype(np.float64), arrays["counts"].astype(np.int64)
         flat, offsets = arrays["val_ids"].tolist(), arrays["val_offsets"].tolist()
+        if offsets[:1] != [0] or offsets[-1] != len(flat) or any(b < a for a, b in pairwise(offsets)):
+            raise ValueError("val_offsets do not index val_ids")
         self._val_answers = [flat[a:b] for a, b in pairwise(offsets)]
         self._val_batches = [arrays["val_queries"]] if self._val_answers else []
         self.doc_ids_ = arrays["doc_ids"].tolist()
         self._digests = arrays["digests"].astype(np.uint8)
         self.embeddings_sha256_ = meta["embeddings_sha256"]
         self._version, self._fitted_version = meta["version"], meta["fitted_version"]
+        self.history = list(meta.get("history", []))
+        self.pair_keys = set(arrays["pair_keys"].tolist()) if "pair_keys" in arrays else set()
         self.gamma_, self.val_score_ = meta["gamma"], meta["val_score"]
         self.best_region_ = None if meta["best_region"] is None else tuple(meta["best_region"])
         self.validation_curve_ = (
@@ -568,3 +611,12 @@ def _parse_pairs(
             raise ValueError(f"{name} answers[{i}] is empty: every query needs at least one relevant document")
         rows.append(_check_ids(row, f"{name} answers[{i}]"))
     return q, rows
+
+
+def pair_key(query: str, document: str) -> str:
+    """Content key of a labelled pair: SHA-256 of its question and document texts, whitespace-normalised.
+
+    The same pair has the same key in any file, whatever its ids, row order or trailing newline.
+    """
+    text = " ".join(str(query).split()) + "\x00" + " ".join(str(document).split())
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
