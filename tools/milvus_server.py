@@ -48,6 +48,7 @@ import argparse
 import contextlib
 import ctypes
 import fcntl
+import functools
 import hashlib
 import importlib.util
 import json
@@ -125,9 +126,11 @@ def _alive(pid: int, start_ticks: int | None = None) -> bool:
     return st is not None and st[0] not in "ZX" and (start_ticks is None or st[1] == start_ticks)
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    os.setsid()
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+def _die_with_parent(sig: int = signal.SIGKILL, new_session: bool = True) -> None:
+    """Runs in a child between fork and exec: its own process group; ``sig`` when its parent dies."""
+    if new_session:
+        os.setsid()
+    ctypes.CDLL(None, use_errno=True).prctl(1, sig)  # PR_SET_PDEATHSIG
 
 
 def _kill_group(pid: int, sig: int) -> None:
@@ -415,17 +418,28 @@ def _log_tail(folder: Path, lines: int = 5) -> str:
 
 # ---------------------------------------------------------------------------------- run
 def _enter_private_network(argv: list[str]) -> int:
-    """Run this script again as ``argv`` in a new network namespace (loopback only); returns its status."""
+    """Run this script again as ``argv`` in a new network namespace (loopback only); returns its status.
+
+    ``unshare --fork`` ignores SIGINT and SIGTERM while it waits, so this process forwards them
+    (as SIGTERM) to the inner run, which stops the command and the server. Should this process
+    die without a word (SIGKILL), ``unshare`` dies with it (``PR_SET_PDEATHSIG``), its
+    ``--kill-child`` ends the inner run, and the server and the command die with that.
+    """
     unshare = shutil.which("unshare")
     if unshare is None:
         raise ServerError("--isolated needs the `unshare` command (util-linux)")
     user = [] if os.geteuid() == 0 else ["--map-root-user"]
     cmd = [unshare, *user, "--net", "--fork", "--kill-child", "--", sys.executable, str(Path(__file__).resolve())]
     env = {**os.environ, "_NUDGE_MILVUS_ISOLATED": "1"}
-    try:
-        return subprocess.run([*cmd, *argv], env=env).returncode
-    except KeyboardInterrupt:
-        return 130
+    proc = subprocess.Popen([*cmd, *argv], env=env, preexec_fn=_die_with_parent)
+
+    def forward(*_) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, forward)
+    return proc.wait()
 
 
 def run(command: list[str], folder: Path, *, port: int, metrics_port: int, timeout: float, isolated: bool) -> int:
@@ -442,7 +456,8 @@ def run(command: list[str], folder: Path, *, port: int, metrics_port: int, timeo
         print(f"milvus_server: ready at {info.uri} (pid {info.pid}, {where}); running {' '.join(command)}", flush=True)
         env = {**os.environ, "NUDGE_MILVUS_URI": info.uri, "NUDGE_MILVUS_DIR": str(folder)}
         env.pop("_NUDGE_MILVUS_ISOLATED", None)
-        return subprocess.run(command, env=env).returncode
+        die = functools.partial(_die_with_parent, signal.SIGTERM, new_session=False)
+        return subprocess.run(command, env=env, preexec_fn=die).returncode
     except KeyboardInterrupt:
         return 130
     finally:
