@@ -13,10 +13,11 @@ What it does, and why:
   ``$NUDGE_MILVUS_DIR`` to choose another): the unpacked binaries (``bin/``, ~250 MB, unpacked
   once from the ``milvus`` package), ``configs/milvus.yaml``, ``data/``, ``logs/`` and this
   script's record of the server (``server.json``: pid, process start time, ports). Milvus itself
-  writes a pid file outside it, in /run/milvus (root) or /tmp/milvus, and refuses to start while
-  another server holds that file locked: each folder gets its own name there
-  (``standalone-nudge-HASH.pid``, via ``--alias``), and a stale file left by a killed server
-  (not locked) does not stop the next start.
+  writes a pid file outside it, in /run/milvus (root) or /tmp/milvus (exiting when it cannot write
+  there, e.g. a /tmp/milvus made by another user), and refuses to start while another server holds
+  that file locked: each folder gets its own name there (``standalone-nudge-HASH.pid``, via
+  ``--alias``), and a stale file left by a killed server (not locked) does not stop the next start.
+  With ``run --isolated`` both folders are ``run/`` in the data folder (a private mount namespace).
 * **Ports are pinned**: every port Milvus opens is written into its configuration and checked
   first (the package's Python wrapper silently moves to the next free port when one is briefly
   held, e.g. by connections of a killed server in TIME_WAIT); a port some process listens on
@@ -24,7 +25,7 @@ What it does, and why:
 * **Bound to 127.0.0.1?** Milvus 2.3.5 has no setting for that: its gRPC, HTTP and metrics ports
   listen on every interface (only its embedded etcd uses 127.0.0.1). ``run --isolated`` therefore
   runs the server *and* the command in a private network namespace whose only interface is
-  loopback (``unshare --net``; as a normal user ``unshare --map-root-user --net``, which needs
+  loopback (``unshare --net --mount``; as a normal user with ``--map-root-user``, which needs
   unprivileged user namespaces, the default on current Linux distributions): nothing outside
   can reach it, and it cannot clash with another server on the same ports. ``start`` runs the
   server in the machine's own network, where a notebook can reach it; it refuses when that
@@ -429,7 +430,8 @@ def _enter_private_network(argv: list[str]) -> int:
     if unshare is None:
         raise ServerError("--isolated needs the `unshare` command (util-linux)")
     user = [] if os.geteuid() == 0 else ["--map-root-user"]
-    cmd = [unshare, *user, "--net", "--fork", "--kill-child", "--", sys.executable, str(Path(__file__).resolve())]
+    cmd = [unshare, *user, "--net", "--mount", "--fork", "--kill-child", "--"]
+    cmd += [sys.executable, str(Path(__file__).resolve())]
     env = {**os.environ, "_NUDGE_MILVUS_ISOLATED": "1"}
     proc = subprocess.Popen([*cmd, *argv], env=env, preexec_fn=_die_with_parent)
 
@@ -442,12 +444,28 @@ def _enter_private_network(argv: list[str]) -> int:
     return proc.wait()
 
 
+def _private_run_dirs(folder: Path) -> None:
+    """In a private mount namespace: Milvus's pid-file folders (/run/milvus, else /tmp/milvus) become
+    ``folder/run``, so its pid file stays in the data folder, and a /tmp/milvus made by another user
+    (which a normal user's server could not write, and would exit) does not matter."""
+    run_dir = folder / "run"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for target in ("/run/milvus", "/tmp/milvus"):
+        with contextlib.suppress(OSError):
+            os.makedirs(target, exist_ok=True)
+        if os.path.isdir(target):
+            done = subprocess.run(["mount", "--bind", str(run_dir), target], capture_output=True, text=True)
+            if done.returncode:
+                raise ServerError(f"cannot bind {run_dir} over {target}: {done.stderr.strip()}")
+
+
 def run(command: list[str], folder: Path, *, port: int, metrics_port: int, timeout: float, isolated: bool) -> int:
     """Start a server, run ``command`` with ``NUDGE_MILVUS_URI`` and ``NUDGE_MILVUS_DIR`` set, stop the server."""
     if isolated:
         bring_loopback_up()
         if external_interfaces():
             raise ServerError("the private network namespace has interfaces other than loopback")
+        _private_run_dirs(folder)
     previous = signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     info = None
     try:
