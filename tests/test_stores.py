@@ -308,7 +308,7 @@ def test_backup_is_written_atomically_before_the_store_changes(backend, data, mo
         raise ConnectionError("connection lost")
 
     monkeypatch.setattr(fresh, "upsert", flaky_upsert)
-    with pytest.raises(ConnectionError):
+    with pytest.raises(RuntimeError, match=r"ConnectionError: connection lost.*run the same command again"):
         apply_nudge_to_store(fresh, model, ids, backup=failing / "backup.npz")
     monkeypatch.undo()
     assert not np.array_equal(fresh.fetch(ids), emb)
@@ -526,3 +526,26 @@ def test_a_vector_changed_by_someone_else_is_not_overwritten_without_force(data,
     report = rollback_store(store, backup, force=True)
     assert report.forced == [moved[1]] and "overwritten (force)" in str(report)
     np.testing.assert_array_equal(store.fetch(ids), emb)
+
+
+def test_a_failing_store_write_is_one_clear_error_and_the_same_apply_completes(data, models, tmp_path, monkeypatch):
+    import sqlite3
+
+    ids, emb = data["ids"], data["emb"]
+    store, backup = InMemoryStore.from_embeddings(ids, emb), tmp_path / "b.npz"
+    real, calls = store.upsert, []
+
+    def full_disk(*args):
+        calls.append(1)
+        if len(calls) == 2:
+            raise sqlite3.OperationalError("database or disk is full")
+        return real(*args)
+
+    monkeypatch.setattr(store, "upsert", full_disk)
+    with pytest.raises(
+        RuntimeError, match=r"writing to the store failed after 64 of .*OperationalError: database or disk"
+    ):
+        apply_nudge_to_store(store, models["M"], ids, backup=backup)
+    monkeypatch.setattr(store, "upsert", real)
+    apply_nudge_to_store(store, models["M"], ids, backup=backup)
+    np.testing.assert_allclose(store.fetch(ids), models["M"].transform(emb), rtol=0, atol=1e-6)

@@ -33,7 +33,7 @@ import shutil
 import sys
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,9 +129,15 @@ def _recover(folder: Path) -> None:
             except ValueError:
                 names = None
             if isinstance(names, list):
-                for name in names:
+                names = {"move": names, "remove": []}
+            if isinstance(names, dict):
+                for name in names.get("move", []):
                     if (staging / name).is_file():
                         os.replace(staging / name, folder / name)
+                for name in names.get("remove", []):
+                    (folder / name).unlink(missing_ok=True)
+                print(f"finished writing {', '.join(names.get('move', []))} in {folder} (a command was interrupted "
+                      "after it had written them all)", file=sys.stderr)  # fmt: skip
         shutil.rmtree(staging, ignore_errors=True)
 
 
@@ -179,7 +185,7 @@ def _load_checked(path: str | os.PathLike) -> RetrievalDataset:
     return dataset
 
 
-def _write_together(folder: Path, writers: dict[str, Callable[[Path], object]]) -> None:
+def _write_together(folder: Path, writers: dict[str, Callable[[Path], object]], remove: Sequence[str] = ()) -> None:
     """Write every file to a staging folder, mark it committed, then move them all into ``folder``.
 
     Nothing in ``folder`` changes until every file is complete. The commit mark makes the set of
@@ -191,10 +197,12 @@ def _write_together(folder: Path, writers: dict[str, Callable[[Path], object]]) 
     try:
         for name, write in writers.items():
             write(staging / name)
-        _write_json(staging / COMMIT_FILE, list(writers))  # the commit point
+        _write_json(staging / COMMIT_FILE, {"move": list(writers), "remove": list(remove)})  # the commit point
         for name in writers:
-            crash_point("update-rename")
+            crash_point("commit-rename")
             os.replace(staging / name, folder / name)
+        for name in remove:
+            (folder / name).unlink(missing_ok=True)
     except BaseException:
         if not (staging / COMMIT_FILE).is_file():
             shutil.rmtree(staging, ignore_errors=True)
@@ -272,47 +280,47 @@ def cmd_fit(args: argparse.Namespace) -> None:
     )
     if previous is not None:
         print(
-            f"the previous run in {out} was set aside, whole, in {previous} (its store backup too: undo its "
-            f"apply with `nudge rollback {previous} --store ... --collection ...`)"
+            f"the previous run in {out} was set aside, whole, in {previous} (with its store backup, if any: undo "
+            f"its apply with `nudge rollback {previous} --store STORE --collection NAME`)"
         )
 
 
 def _write_run_folder(out: Path, writers: dict[str, Callable[[Path], object]]) -> Path | None:
-    """Write a run folder atomically: every file into a staging folder next to ``out``, then swap.
+    """Write a run folder as one transaction; returns where the previous run was set aside (or None).
 
-    An existing run in ``out`` is renamed to ``OUT.previous-N`` first (never deleted); returns that
-    path, or None when ``out`` was new or empty. A failure before the swap leaves ``out`` untouched.
+    A new (or empty) ``out``: every file goes into a staging folder next to it, renamed to ``out`` at
+    the end. An existing run: its files are first hard-linked into ``OUT.previous-N`` (kept whole,
+    never deleted), then the new files replace them through a committed staging folder, and the
+    previous run's other files (state, added documents, store backup) leave ``out`` in the same
+    commit. A failure or a kill before the commit leaves ``out`` as it was; one after it is finished
+    by the next command on the run.
     """
-    out = out.resolve()
+    out = Path(out)
+    if out.is_dir() and (out / RUN_FILE).is_file():
+        with _locked(out):
+            previous = _free_name(out, "previous")
+            previous.mkdir()
+            old = [p for p in out.iterdir() if p.is_file() and not p.name.startswith(".")]
+            for p in old:
+                os.link(p, previous / p.name)  # the previous run stays whole, at no copying cost
+            crash_point("fit-write")
+            _write_together(out, writers, remove=[p.name for p in old if p.name not in writers])
+        return previous
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent))
     try:
         for name, write in writers.items():
             crash_point("fit-write")
             write(staging / name)
-        with file_lock(out.parent, what=f"the folder of {str(out)!r}"):
-            previous = None
-            if out.is_dir() and any(p.name != LOCK_FILE for p in out.iterdir()):
-                previous = _free_name(out, "previous")
-                with _locked_if_run(out):
-                    os.rename(out, previous)
-            elif out.is_dir():
-                out.rmdir() if not any(out.iterdir()) else shutil.rmtree(out)  # empty (or only a lock file)
-            crash_point("fit-swap")
-            os.rename(staging, out)
+        if out.is_dir():
+            for p in out.iterdir():  # only our lock file can be there (checked by _check_out)
+                p.unlink()
+            out.rmdir()
+        os.rename(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return previous
-
-
-@contextmanager
-def _locked_if_run(folder: Path) -> Iterator[None]:
-    if (folder / RUN_FILE).is_file():
-        with _locked(folder):
-            yield
-    else:
-        yield
+    return None
 
 
 def _free_name(path: Path, reason: str) -> Path:

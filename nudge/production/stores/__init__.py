@@ -22,7 +22,7 @@ NUDGE-N's vectors are unit length, so dot, cosine and L2 all rank them alike.
 from __future__ import annotations
 
 from .apply import StoreReport, apply_nudge_to_store, check_store_metric, fetch_present, rollback_store
-from .backup import BACKUP_FORMAT, Backup, binding_problem, read_backup, set_aside, write_backup
+from .backup import BACKUP_FORMAT, Backup, binding_problem, read_backup, write_backup
 from .base import (
     DEFAULT_BATCH_SIZE,
     INSTALL_HINT,
@@ -70,7 +70,6 @@ __all__ = [
     "qdrant_point_id",
     "read_backup",
     "rollback_store",
-    "set_aside",
     "store_identity",
     "write_backup",
 ]

@@ -487,7 +487,16 @@ def _write_and_verify(store: VectorStore, ids: list[str], vectors: np.ndarray, b
         return
     for start in range(0, len(ids), WRITE_CHUNK):
         crash_point("store-write")
-        store.upsert(ids[start : start + WRITE_CHUNK], vectors[start : start + WRITE_CHUNK])
+        try:
+            store.upsert(ids[start : start + WRITE_CHUNK], vectors[start : start + WRITE_CHUNK])
+        except Exception as exc:  # e.g. a full disk under embedded Qdrant (sqlite3.OperationalError)
+            detail = (str(exc).strip().splitlines() or [""])[0]
+            raise RuntimeError(
+                f"writing to the store failed after {start} of {len(ids)} vectors ({type(exc).__name__}: {detail}). "
+                f"Every id holds either its previous vector or the new one, and the originals are in "
+                f"{str(backup)!r}: once the cause is fixed, run the same command again (it completes the "
+                f"writes), or rollback_store(store, {str(backup)!r})"
+            ) from exc
     got = store.fetch(ids)
     bad = np.flatnonzero(~_close(got, vectors))
     if bad.size:

@@ -143,16 +143,3 @@ def binding_problem(backup: Backup, store, run: str | None) -> str | None:
     if run is not None and backup.meta["run"] != run:
         return f"it belongs to another run ({backup.meta['run']!r}, not {run!r})"
     return None
-
-
-def set_aside(path: Path, reason: str = "old") -> Path:
-    """Rename ``path`` to a free ``NAME.REASON-N.npz`` next to it (never delete a backup); returns the new path."""
-    for n in range(1, 10_000):
-        target = path.with_name(f"{path.stem}.{reason}-{n}{path.suffix}")
-        try:
-            os.link(path, target)  # fails if target exists: no earlier copy is ever overwritten
-        except FileExistsError:
-            continue
-        os.unlink(path)
-        return target
-    raise ValueError(f"cannot set {str(path)!r} aside: too many earlier copies next to it")
