@@ -352,7 +352,7 @@ def test_server_killed_during_an_apply_then_restarted(backend, small_run, tmp_pa
         assert main(["apply", str(run), *where]) == 2
     monkeypatch.undo()
     err = cli_tests.one_line_error(capsys, "apply")
-    assert killed and f"--store milvus+{URI}" in err, err
+    assert killed and "writing to the store failed" in err and "run the same command again" in err, err
     assert (run / "store_backup.npz").is_file()  # written before the store changed
 
     restarted = milvus_server.start(
