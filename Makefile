@@ -3,13 +3,17 @@
 #   make test   create/update .venv, run every test (unit, property-based, notebooks) and lint
 # Also: make demo (the whole pipeline headless), make bench (speed and memory benchmarks),
 # make notebooks (re-execute the notebooks and strip what must not be committed).
+# A local Milvus server (Linux x86-64, the server extra; see tools/milvus_server.py): make test-milvus
+# runs the server tests against one in a private network; make milvus-start / milvus-stop /
+# milvus-status run one in this machine's network for the notebooks (MILVUS_FLAGS=--all-interfaces
+# where the machine has a network: Milvus 2.3.5 listens on every interface).
 
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: lab test demo bench notebooks lint format clean
+.PHONY: lab test demo bench notebooks lint format clean test-milvus milvus-start milvus-stop milvus-status
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +38,22 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_fit.py
 	$(PY) benchmarks/bench_widget.py
 	$(PY) benchmarks/bench_remote.py
+
+$(VENV)/.installed-server: pyproject.toml | $(STAMP)
+	$(PY) -m pip install --quiet -e ".[server]"
+	touch $@
+
+test-milvus: $(VENV)/.installed-server
+	NUDGE_REQUIRE_MILVUS_SERVER=1 $(PY) tools/milvus_server.py run --isolated -- $(PY) -m pytest tests/test_milvus_server.py
+
+milvus-start: $(VENV)/.installed-server
+	$(PY) tools/milvus_server.py start $(MILVUS_FLAGS)
+
+milvus-stop:
+	$(PY) tools/milvus_server.py stop
+
+milvus-status:
+	$(PY) tools/milvus_server.py status
 
 # Re-run every notebook in place (after changing the library or the data), then check them.
 notebooks: $(STAMP)
