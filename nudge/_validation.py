@@ -217,3 +217,22 @@ def check_positive_int(value: object, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
+
+
+def check_ids(ids: object, name: str = "ids") -> list[str]:
+    """Distinct string ids (document or query ids) as a new list; ``ValueError`` naming ``name``.
+
+    A list, tuple or 1-D numpy array of ``str`` (numpy strings included), each id once.
+    """
+    if isinstance(ids, (str, bytes)) or not isinstance(ids, (Sequence, np.ndarray)):
+        raise ValueError(f"{name} must be a sequence of string ids, got {type(ids).__name__}")
+    out = []
+    for i, v in enumerate(ids):
+        if not isinstance(v, str):
+            raise ValueError(f"{name}[{i}] must be a string id, got {type(v).__name__} {v!r}")
+        out.append(str(v))
+    if len(set(out)) != len(out):
+        seen: set[str] = set()
+        dup = next(d for d in out if d in seen or seen.add(d))
+        raise ValueError(f"{name} lists the id {dup!r} more than once")
+    return out

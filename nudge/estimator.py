@@ -31,7 +31,16 @@ from .directions import moved_rows, query_sums_csr, unit_rows
 from .gamma import REFERENCE_GRID, ValidationContext, build_context, choose_gamma
 from .pairs import as_query_set, validate_query_set
 
-__all__ = ["Corpus", "NotFittedError", "Nudge", "NudgeFit", "NudgeParams", "check_params", "fit_nudge"]
+__all__ = [
+    "Corpus",
+    "NotFittedError",
+    "Nudge",
+    "NudgeFit",
+    "NudgeParams",
+    "check_fitted_embeddings",
+    "check_params",
+    "fit_nudge",
+]
 
 log = logging.getLogger(__name__)
 _FORMAT = "nudge-fit/1"
@@ -349,18 +358,7 @@ class Nudge:
         Returns ``embeddings`` as a checked ndarray.
         """
         self._check_fitted()
-        e = check_matrix(embeddings, "embeddings", finite=False, nonzero_rows=False)
-        fitted = (self.n_documents_, self.n_features_in_)
-        if e.shape != fitted:
-            raise ValueError(f"embeddings have shape {e.shape} but {source} was fitted on shape {fitted}")
-        if e.dtype != self.dtype_:
-            raise ValueError(f"embeddings have dtype {e.dtype} but {source} was fitted on {self.dtype_}")
-        if fingerprint(e) != self.embeddings_sha256_:
-            raise ValueError(
-                f"embeddings are not the ones {source} was fitted on (SHA-256 fingerprint differs): "
-                "the fitted result is stale; fit again on the current embeddings"
-            )
-        return e
+        return check_fitted_embeddings(embeddings, self, source)
 
     def transform(self, embeddings: np.ndarray, gamma: float | None = None) -> np.ndarray:
         """Fine-tuned copy of ``embeddings`` (the fitted ones: checked by fingerprint).
@@ -438,6 +436,36 @@ class Nudge:
             if not np.array_equal(expected, est.moved_):
                 raise _field_error(path, "moved", "does not list the documents this gamma moves")
         return est
+
+
+def check_fitted_embeddings(embeddings: np.ndarray, fitted, source: str = "the model") -> np.ndarray:
+    """Refuse embeddings other than the ones ``fitted`` was fitted on (shape, dtype, SHA-256).
+
+    The one stale-embeddings check of the kit: :meth:`Nudge.check_embeddings` and the store path
+    call it. ``fitted`` needs ``n_documents_``, ``n_features_in_`` and ``embeddings_sha256_``
+    (``dtype_`` is checked when present); ``source`` names it in the message.
+
+    Parameters
+    ----------
+    embeddings : ndarray, shape (N, d)
+
+    Returns
+    -------
+    ndarray, shape (N, d): ``embeddings`` as a checked array (not copied).
+    """
+    e = check_matrix(embeddings, "embeddings", finite=False, nonzero_rows=False)
+    shape = (fitted.n_documents_, fitted.n_features_in_)
+    if e.shape != shape:
+        raise ValueError(f"embeddings have shape {e.shape} but {source} was fitted on shape {shape}")
+    dtype = getattr(fitted, "dtype_", None)
+    if dtype is not None and e.dtype != dtype:
+        raise ValueError(f"embeddings have dtype {e.dtype} but {source} was fitted on {dtype}")
+    if fingerprint(e) != fitted.embeddings_sha256_:
+        raise ValueError(
+            f"embeddings are not the ones {source} was fitted on (SHA-256 fingerprint differs): "
+            "the fitted result is stale; fit again on the current embeddings"
+        )
+    return e
 
 
 # ---------------------------------------------------------------------------------- helpers

@@ -61,7 +61,7 @@ def test_answers_raise_for_query_without_answers_or_missing_document(small):
         small.answers(["q1", "q3"])
     with pytest.raises(ValueError, match="unknown document id 'd4'"):
         small.answers(["q2"], ["d1", "d2"])
-    with pytest.raises(ValueError, match="query_ids must be a list"):
+    with pytest.raises(ValueError, match="query_ids must be a sequence of string ids"):
         small.answers("q1")
 
 
@@ -74,7 +74,7 @@ def test_subset_keeps_given_order_all_documents_and_copies(small):
     assert small.query_ids == ["q1", "q2", "q3"]  # unchanged
     with pytest.raises(ValueError, match="unknown query id"):
         small.subset(["q9"])
-    with pytest.raises(ValueError, match="duplicate"):
+    with pytest.raises(ValueError, match="more than once"):
         small.subset(["q1", "q1"])
 
 

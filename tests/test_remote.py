@@ -293,7 +293,7 @@ def test_bad_arguments_are_named(data):
         fit_from_store(data["emb"], train, val)
     with pytest.raises(ValueError, match="val is required"):
         fit_from_store(store, train)
-    with pytest.raises(ValueError, match=r"train answers\[0\] must hold strings; got int"):
+    with pytest.raises(ValueError, match=r"train answers\[0\]\[0\] must be a string id, got int"):
         fit_from_store(store, data["train"], val)
     with pytest.raises(ValueError, match=r"val embeddings has dtype float64 .*astype"):
         fit_from_store(store, train, (val[0].astype(np.float64), val[1]))

@@ -399,9 +399,9 @@ def test_a_missing_client_names_the_extra(cls, module, monkeypatch, tmp_path):
 
 
 def test_bad_arguments_are_named():
-    with pytest.raises(ValueError, match=r"ids lists 'a' more than once"):
+    with pytest.raises(ValueError, match=r"ids lists the id 'a' more than once"):
         check_ids(["a", "b", "a"])
-    with pytest.raises(ValueError, match=r"doc_ids must hold strings; got int 3"):
+    with pytest.raises(ValueError, match=r"doc_ids\[1\] must be a string id, got int 3"):
         check_ids(["a", 3], "doc_ids")
     with pytest.raises(ValueError, match=r"vectors must have shape \(2, 4\)"):
         check_vectors(np.zeros((3, 4)), 2, 4)

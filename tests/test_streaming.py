@@ -475,7 +475,7 @@ Q = np.eye(2, 4, dtype=np.float32)
         (lambda: NudgeState().add_pairs(train=[Q, [["a"], ["b"]]]), r"train must be a QuerySet"),
         (
             lambda: NudgeState().add_pairs(train=(Q, [[0], [1]])),
-            r"train answers\[0\]\[0\] must be a document id \(str\)",
+            r"train answers\[0\]\[0\] must be a string id",
         ),
         (lambda: NudgeState().add_pairs(train=(Q, [["a"], []])), r"train answers\[1\] is empty"),
         (
@@ -500,8 +500,8 @@ Q = np.eye(2, 4, dtype=np.float32)
         ),
         (lambda: NudgeState().fit_gamma(Q, ["a", "b"]), r"no training pairs"),
         (lambda: NudgeState().add_pairs(train=(Q, [["a"], ["b"]])).fit_gamma(Q, ["a", "b"]), r"no validation pairs"),
-        (lambda: NudgeState().remove_documents("a"), r"doc_ids must be a list of document ids"),
-        (lambda: NudgeState().remove_documents([1]), r"doc_ids\[0\] must be a document id \(str\)"),
+        (lambda: NudgeState().remove_documents("a"), r"doc_ids must be a sequence of string ids"),
+        (lambda: NudgeState().remove_documents([1]), r"doc_ids\[0\] must be a string id"),
     ],
 )
 def test_bad_input_is_refused_naming_the_argument(make, message):
@@ -511,9 +511,9 @@ def test_bad_input_is_refused_naming_the_argument(make, message):
 
 def test_bad_corpus_arguments(problem, ids):
     state = state_for(problem, ids)
-    with pytest.raises(ValueError, match=r"doc_ids lists the document id 'd0' more than once"):
+    with pytest.raises(ValueError, match=r"doc_ids lists the id 'd0' more than once"):
         state.fit_gamma(problem.embeddings, ["d0", *ids[:-1]])
-    with pytest.raises(ValueError, match=r"doc_ids\[0\] must be a document id \(str\), got int"):
+    with pytest.raises(ValueError, match=r"doc_ids\[0\] must be a string id, got int"):
         state.fit_gamma(problem.embeddings, list(range(len(ids))))
     with pytest.raises(ValueError, match=r"embeddings must be a 2-D"):
         state.fit_gamma(problem.embeddings[0], ids)

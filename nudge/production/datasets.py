@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .._io import write_json
+from .._validation import check_ids
 from ..pairs import index_answers
 
 __all__ = [
@@ -244,14 +245,14 @@ class RetrievalDataset:
             ``query_ids[i]`` (grades are dropped). Raises ``ValueError`` when a query has no
             relevant document or a relevant document is missing from ``doc_ids``.
         """
-        query_ids = self.answered_query_ids if query_ids is None else _check_ids(query_ids, "query_ids")
-        doc_ids = self.doc_ids if doc_ids is None else _check_ids(doc_ids, "doc_ids")
+        query_ids = self.answered_query_ids if query_ids is None else check_ids(query_ids, "query_ids")
+        doc_ids = self.doc_ids if doc_ids is None else check_ids(doc_ids, "doc_ids")
         relevant = {q: list(self.relevant[q]) for q in query_ids if q in self.relevant}
         return index_answers(relevant, query_ids, doc_ids)
 
     def subset(self, query_ids: Sequence[str]) -> RetrievalDataset:
         """A new dataset with only ``query_ids`` (in that order) and their labels; all documents kept."""
-        query_ids = _check_ids(query_ids, "query_ids")
+        query_ids = check_ids(query_ids, "query_ids")
         unknown = [q for q in query_ids if q not in self.queries]
         if unknown:
             raise ValueError(f"query_ids names {len(unknown)} unknown query id(s), e.g. {unknown[0]!r}")
@@ -271,15 +272,6 @@ class RetrievalDataset:
             "answered_documents": len(answered),
             "queries_with_multiple_relevant": sum(len(docs) > 1 for docs in self.relevant.values()),
         }
-
-
-def _check_ids(ids: object, name: str) -> list[str]:
-    if isinstance(ids, str) or not isinstance(ids, Sequence):
-        raise ValueError(f"{name} must be a list of string ids, got {type(ids).__name__}")
-    bad = [i for i in ids if not isinstance(i, str)]
-    if bad:
-        raise ValueError(f"{name} must contain string ids; got {type(bad[0]).__name__} {bad[0]!r}")
-    return list(ids)
 
 
 def _check_texts(texts: object, name: str) -> None:

@@ -37,6 +37,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from .._validation import check_positive_int, check_rows
+from ..directions import unit_rows
 from ._progress import ProgressBar
 
 __all__ = [
@@ -133,8 +134,8 @@ def document_text(title: str, text: str) -> str:
 def _unit_float32(vectors: np.ndarray, name: str) -> np.ndarray:
     """Rows divided by their L2 norm (computed in float64), as a new float32 array; rejects NaN/zero rows."""
     v = np.asarray(vectors, dtype=np.float64)
-    check_rows(v, name)
-    return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
+    check_rows(v, name)  # no NaN, no zero rows
+    return unit_rows(v).astype(np.float32)
 
 
 # --------------------------------------------------------------------------------------------------

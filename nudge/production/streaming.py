@@ -31,7 +31,7 @@ import numpy as np
 
 from .._corpus import fingerprint
 from .._io import artifact_error, load_artifact, save_artifact
-from .._validation import check_matrix
+from .._validation import check_ids, check_matrix
 from .._version import __version__
 from ..estimator import NotFittedError, Nudge, check_params
 from ..pairs import QuerySet, as_query_set
@@ -213,7 +213,7 @@ class NudgeState:
             ``removed`` (ids the state knew), ``not_found`` (ids it did not know),
             ``train_pairs_dropped``, ``val_pairs_dropped``, ``val_queries_dropped``.
         """
-        ids = _check_ids(doc_ids, "doc_ids")
+        ids = check_ids(doc_ids, "doc_ids")
         gone = set(ids)
         in_sums, train_dropped = self._drop_sums(gone)
         in_val, val_pairs, val_queries = self._drop_val(gone)
@@ -381,7 +381,7 @@ class NudgeState:
             raise ValueError(f"embeddings have dimension {e.shape[1]} but the state's queries have {self._dim}")
         if self._dtype is not None and e.dtype != self._dtype:
             raise ValueError(f"embeddings have dtype {e.dtype} but the state's queries have dtype {self._dtype}")
-        ids = _check_ids(doc_ids, "doc_ids")
+        ids = check_ids(doc_ids, "doc_ids")
         if len(ids) != e.shape[0]:
             raise ValueError(f"doc_ids has {len(ids)} ids but embeddings have {e.shape[0]} rows")
         return e, ids
@@ -573,22 +573,6 @@ def _row_digests(e: np.ndarray, rows: Sequence[int]) -> np.ndarray:
     return np.frombuffer(joined, dtype=np.uint8).reshape(len(rows), _DIGEST_BYTES).copy()
 
 
-def _check_ids(values: object, name: str) -> list[str]:
-    """A list of unique string ids (numpy strings accepted)."""
-    if isinstance(values, (str, bytes)) or not isinstance(values, (Sequence, np.ndarray)):
-        raise ValueError(f"{name} must be a list of document ids (str), got {type(values).__name__}")
-    ids = []
-    for i, v in enumerate(values):
-        if not isinstance(v, str):
-            raise ValueError(f"{name}[{i}] must be a document id (str), got {type(v).__name__} {v!r}")
-        ids.append(str(v))
-    if len(set(ids)) != len(ids):
-        seen: set[str] = set()
-        dup = next(d for d in ids if d in seen or seen.add(d))
-        raise ValueError(f"{name} lists the document id {dup!r} more than once")
-    return ids
-
-
 def _parse_pairs(
     value: object, name: str, dim: int | None, dtype, reference: str = "the state's queries"
 ) -> tuple[np.ndarray, list[list[str]]]:
@@ -609,7 +593,7 @@ def _parse_pairs(
             raise ValueError(f"{name} answers[{i}] must be a list of document ids (str), got {row!r}")
         if len(row) == 0:
             raise ValueError(f"{name} answers[{i}] is empty: every query needs at least one relevant document")
-        rows.append(_check_ids(row, f"{name} answers[{i}]"))
+        rows.append(check_ids(row, f"{name} answers[{i}]"))
     return q, rows
 
 

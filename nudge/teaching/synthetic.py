@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..directions import unit_rows
 from ..pairs import QuerySet
 
 __all__ = ["RetrievalProblem", "make_retrieval_problem"]
@@ -25,10 +26,6 @@ class RetrievalProblem:
     train: QuerySet
     val: QuerySet
     test: QuerySet
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
 def make_retrieval_problem(
@@ -75,18 +72,18 @@ def make_retrieval_problem(
     """
     rng = np.random.default_rng(seed)
     n_topics = n_topics or max(2, int(np.sqrt(n_docs)))
-    centres = _unit(rng.standard_normal((n_topics, dim)))
+    centres = unit_rows(rng.standard_normal((n_topics, dim)))
     topic = rng.integers(n_topics, size=n_docs)
     docs = np.empty((n_docs, dim), dtype=dtype)
     scale = doc_noise / np.sqrt(dim)
     for start in range(0, n_docs, chunk_size):
         stop = min(start + chunk_size, n_docs)
         noise = rng.standard_normal((stop - start, dim)) * scale
-        docs[start:stop] = _unit(centres[topic[start:stop]] + noise)
+        docs[start:stop] = unit_rows(centres[topic[start:stop]] + noise)
     n_queries = n_train + n_val + n_test
     n_answerable = min(n_docs, n_answerable or max(2, n_queries // 2))
     answerable = rng.choice(n_docs, size=n_answerable, replace=False)
-    prototypes = _unit(
+    prototypes = unit_rows(
         docs[answerable].astype(np.float64) + rng.standard_normal((n_answerable, dim)) * (offset / np.sqrt(dim))
     )
     by_topic: dict[int, np.ndarray] = {}
@@ -107,7 +104,7 @@ def make_retrieval_problem(
         weights = rng.random(len(chosen)) + 0.5
         queries[i] = weights @ prototypes[chosen] + rng.standard_normal(dim) * (query_noise / np.sqrt(dim))
         answers.append([int(answerable[c]) for c in chosen])
-    queries = _unit(queries).astype(dtype)
+    queries = unit_rows(queries).astype(dtype)
 
     def part(lo: int, hi: int) -> QuerySet:
         return QuerySet(queries[lo:hi], answers[lo:hi])

@@ -25,12 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ... import __version__
-from ..._corpus import fingerprint, normalise_block
+from ..._corpus import normalise_block
 from ..._io import crash_point, file_lock, same_rows
-from ..._validation import check_matrix
+from ..._version import __version__
 from ...directions import nudge_m_rows, nudge_n_rows
-from ...estimator import NotFittedError
+from ...estimator import NotFittedError, check_fitted_embeddings
 from .backup import BACKUP_FORMAT, Backup, backup_meta, binding_problem, read_backup, store_mismatch, write_backup
 from .base import (
     UNIT_TOLERANCE,
@@ -411,12 +410,7 @@ def _check_model_fits_store(model, store: VectorStore, doc_ids: list[str], embed
             f"dimension {model.n_features_in_}: not the same embedding model"
         )
     if embeddings is not None:
-        e = check_matrix(embeddings, "embeddings", finite=False, nonzero_rows=False)
-        if e.shape != (model.n_documents_, model.n_features_in_) or fingerprint(e) != model.embeddings_sha256_:
-            raise ValueError(
-                "embeddings are not the ones the model was fitted on (shape or SHA-256 fingerprint differs): "
-                "the fitted result is stale; fit again on the current embeddings"
-            )
+        check_fitted_embeddings(embeddings, model, "the model")
 
 
 def _existing_backup(path: Path, store: VectorStore, run: str) -> Backup:

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ... import __version__
 from ..._io import artifact_error, load_artifact, save_artifact
+from ..._version import __version__
 from .base import store_identity
 
 BACKUP_FORMAT = "nudge-store-backup/2"

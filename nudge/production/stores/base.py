@@ -10,7 +10,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from ..._validation import check_matrix, check_positive_int
+from ..._validation import check_ids, check_matrix, check_positive_int
 
 METRICS = ("dot", "cosine", "l2")
 INSTALL_HINT = 'pip install -e ".[stores]"'
@@ -60,22 +60,6 @@ class VectorStore(Protocol):
 
 
 # ---------------------------------------------------------------------------------- input checks
-def check_ids(ids: object, name: str = "ids") -> list[str]:
-    """A list of distinct string ids (a copy); ``ValueError`` naming ``name`` otherwise."""
-    if isinstance(ids, (str, bytes)) or not isinstance(ids, (Sequence, np.ndarray)):
-        raise ValueError(f"{name} must be a sequence of string ids, got {type(ids).__name__}")
-    out = list(ids)
-    bad = [i for i in out if not isinstance(i, str)]
-    if bad:
-        raise ValueError(f"{name} must hold strings; got {type(bad[0]).__name__} {bad[0]!r}")
-    seen: set[str] = set()
-    for i in out:
-        if i in seen:
-            raise ValueError(f"{name} lists {i!r} more than once")
-        seen.add(i)
-    return out
-
-
 def check_vectors(vectors: object, n: int, dim: int, name: str = "vectors") -> np.ndarray:
     """``vectors`` as a float32 array of shape (n, dim) (a copy when converted; input untouched)."""
     v = np.asarray(vectors)
