@@ -14,6 +14,8 @@ phase              where                                                        
 all at once        :class:`nudge.Nudge` (:mod:`nudge.estimator`)                 05
 monitoring         :mod:`nudge.retrieval`, :mod:`nudge.metrics`, :mod:`nudge.evaluation`  05
 on one page        :mod:`nudge.plain` (the whole algorithm, plain numpy, to copy)  03, 04
+controls           :mod:`nudge.baselines` (popularity control, the guide's formula)  03, 05
+alternatives       :mod:`nudge.adapter` (a query-side linear adapter)                09
 =================  ==========================================================  ========
 
 Around the core, two sub-packages (never imported by it):
