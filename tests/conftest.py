@@ -7,8 +7,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import settings
 
 REPO = Path(__file__).resolve().parents[1]
+
+# Property tests draw new examples on every run on a laptop; in CI (CI=true) they draw the same
+# examples every time, so that a red run is a reproducible failure, not the luck of the draw.
+settings.register_profile("ci", derandomize=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 
 def _scifact_folder() -> Path:

@@ -118,8 +118,9 @@ def test_permuting_documents_permutes_the_result(problem, method, seed):
 
     est = Nudge(method).fit(e, problem.train, problem.val)
     est_p = Nudge(method).fit(e[perm], remap(problem.train), remap(problem.val))
-    # float32 scores may differ in the last bit when columns move, so compare to float32 accuracy.
-    assert est_p.gamma_ == pytest.approx(est.gamma_, rel=1e-6, abs=1e-9)
+    # float32 scores may differ in the last bit when columns move; gamma is a ratio of score gaps,
+    # so it agrees to float32 accuracy of the scores (about 1e-7 absolute, seen up to 9e-8).
+    assert est_p.gamma_ == pytest.approx(est.gamma_, rel=1e-6, abs=1e-6)
     np.testing.assert_allclose(est_p.transform(e[perm]), est.transform(e)[perm], atol=1e-5 * (1 + est.gamma_))
 
 
