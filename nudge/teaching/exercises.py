@@ -106,49 +106,49 @@ MIXED_NEVER_ASKED = 0.2
 
 
 @lru_cache(maxsize=1)
-def _mixed_traffic() -> dict:
+def _mixed_traffic():
+    """NUDGE-M minus no fine-tuning, hit@1, on traffic with MIXED_NEVER_ASKED never-asked questions."""
+    from ..evaluation import mixed_difference
+
     t = _tessera()
-    known, never = t.query_set("test"), t.query_set("test_never_asked")
-    systems = {"no fine-tuning": t.doc_embeddings, "NUDGE-M": _fit("M").transform(t.doc_embeddings)}
-    systems["NUDGE-N"] = _fit("N").transform(t.doc_embeddings)
-    out = {}
-    for name, x in systems.items():
-        k, n = float(_hits(x, known).mean()), float(_hits(x, never).mean())
-        out[name] = {"known": k, "never": n, "mix": (1 - MIXED_NEVER_ASKED) * k + MIXED_NEVER_ASKED * n}
-    out["sizes"] = (len(known), len(never))
-    return out
+    groups = (t.query_set("test"), t.query_set("test_never_asked"))
+    moved = _fit("M").transform(t.doc_embeddings)
+    before = [_hits(t.doc_embeddings, g) for g in groups]
+    after = [_hits(moved, g) for g in groups]
+    weights = (1 - MIXED_NEVER_ASKED, MIXED_NEVER_ASKED)
+    return mixed_difference(before, after, weights), before, after
 
 
 def check_mixed_traffic(answer: object) -> Check:
-    """Notebook 00: NUDGE-M's hit@1 on traffic where 20% of the questions are about never-asked pages."""
+    """Notebook 00: the upper bound of the 95% paired interval of NUDGE-M minus no fine-tuning,
+    hit@1, on traffic where 20% of the questions are about never-asked pages
+    (:func:`nudge.evaluation.mixed_difference`). The check prints the interval; the learner states
+    the verdict."""
     if answer is None:
-        return _todo("NUDGE-M's hit@1 on a mix of 80% known and 20% never-asked questions (between 0 and 1)")
-    r = _mixed_traffic()
-    value, m, base, n = _number(answer), r["NUDGE-M"], r["no fine-tuning"], r["NUDGE-N"]
+        return _todo("the upper bound of the mixed_difference interval (NUDGE-M minus no fine-tuning, 80/20 mix)")
+    value = _number(getattr(answer, "high", answer))
     if value is None:
-        return Check(False, f"expected a number, got {answer!r}")
-    if _agrees(value, m["mix"]):
-
-        def break_even(x: dict) -> float:  # share of never-asked traffic at which x equals no fine-tuning
-            gain, loss = x["known"] - base["known"], base["never"] - x["never"]
-            return gain / (gain + loss) if gain + loss > 0 else math.nan
-
+        return Check(False, f"expected a number (the interval's upper bound), got {answer!r}")
+    diff, before, after = _mixed_traffic()
+    if _agrees(value, diff.high):
         return Check(
             True,
-            f"NUDGE-M {m['mix']:.3f} against {base['mix']:.3f} with no fine-tuning and {n['mix']:.3f} with NUDGE-N. "
-            f"NUDGE-M falls below no fine-tuning once about {break_even(m):.0%} of questions are about "
-            f"never-asked pages, NUDGE-N at about {break_even(n):.0%}. With only {r['sizes'][1]} never-asked "
-            "questions these shares are rough: measure your own traffic mix before choosing",
+            f"NUDGE-M minus no fine-tuning on the 80/20 mix, hit@1: {diff}. With only {before[1].size} "
+            "never-asked questions behind the 20%, the interval is wide. Now state the verdict yourself by "
+            "the kit's rule (does the interval exclude 0?), and what you would need to know about your "
+            "own traffic before shipping NUDGE-M.",
         )
-    if _agrees(value, m["known"]):
-        return Check(False, "that is the known group alone: weigh it 0.8 and the never-asked group 0.2")
-    if _agrees(value, n["mix"]):
-        return Check(False, 'that is NUDGE-N\'s mix: fit nudge.Nudge("M") instead')
-    nk, nn = r["sizes"]
-    if _agrees(value, (m["known"] * nk + m["never"] * nn) / (nk + nn)):
-        return Check(False, f"that weighs the groups by their sizes here ({nk} and {nn}), not 80% and 20%")
+    if _agrees(value, diff.difference):
+        return Check(False, "that is the difference itself: put the interval's upper bound (.high) in answer")
+    if _agrees(value, diff.low):
+        return Check(False, "that is the lower bound: put the upper bound (.high) in answer")
+    pooled = float(np.concatenate(after).mean() - np.concatenate(before).mean())
+    if _agrees(value, pooled):
+        return Check(False, "that weighs the groups by their sizes here, not 80% and 20%: use mixed_difference")
     return Check(
-        False, "0.8 * NUDGE-M's hit@1 on `test` + 0.2 * its hit@1 on `never_asked` (both from evaluate_embeddings)"
+        False,
+        "mixed_difference([base_known, base_never], [m_known, m_never], (0.8, 0.2)) with each system's "
+        "per-question hit@1 (evaluate_embeddings(...)['per_query']['hit@1']), then its .high",
     )
 
 
@@ -511,7 +511,7 @@ def accepted_answer(check: str):
     """The value the self-check ``check`` (a function name) accepts, for the tests (arrays for vectors)."""
     t = _tessera()
     if check == "check_mixed_traffic":
-        return _mixed_traffic()["NUDGE-M"]["mix"]
+        return _mixed_traffic()[0].high
     if check == "check_validation_overlap":
         return _validation_overlap()
     if check == "check_nearest_passage":
