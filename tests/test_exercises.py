@@ -213,3 +213,14 @@ def test_accepted_answers_are_what_the_checks_accept():
     assert check_query_sum("ops-001", accepted_answer("check_query_sum"))
     with pytest.raises(ValueError, match="check"):
         accepted_answer("check_nothing")
+
+
+def test_checks_leave_the_verdict_to_the_learner():
+    """A correct answer gets the number and its interval, never the decision (item: checks hand over no judgement)."""
+    from nudge.teaching import exercises
+
+    for name in ("check_k3_on_test", "check_length_on_n", "check_fixed_gamma_weeks", "check_mixed_traffic"):
+        check = getattr(exercises, name)(exercises.accepted_answer(name))
+        assert check and "[" in check.message and "verdict" in check.message
+        for decision in ("clearly", "no clear difference", "Ship", "not shown"):
+            assert decision not in check.message, (name, decision)
