@@ -38,6 +38,7 @@ __all__ = [
     "evaluate_embeddings",
     "format_table",
     "known_mask",
+    "mixed_difference",
     "paired_difference",
     "split_by_known",
 ]
@@ -310,6 +311,82 @@ def paired_difference(
         p_value=float(p),
         n_better=int((d > 0).sum()),
         n_worse=int((d < 0).sum()),
+        confidence=float(confidence),
+        test=test,
+    )
+
+
+def mixed_difference(
+    before,
+    after,
+    weights,
+    *,
+    n_resamples: int = 10_000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> PairedDifference:
+    """Paired difference ``after - before`` on a traffic mix of query groups, with an interval.
+
+    The mix's score is ``sum_g weights[g] * mean(scores in group g)`` (e.g. 80% questions about
+    known passages, 20% about never-asked ones). The bootstrap resamples queries within each group
+    (each keeps its two scores); the test flips the signs of the weighted per-query differences.
+
+    Parameters
+    ----------
+    before, after : sequence of array-like, each of shape (n_g,)
+        Per-query scores of the two systems, one array per group, the same queries in each.
+    weights : sequence of float
+        The share of each group in the traffic; non-negative, summing to 1.
+    n_resamples, confidence, seed
+        As in :func:`paired_difference`.
+
+    Returns
+    -------
+    PairedDifference
+        ``n``, ``n_better`` and ``n_worse`` count queries over all groups.
+    """
+    if isinstance(before, np.ndarray) or isinstance(after, np.ndarray):
+        raise ValueError("before and after must be sequences of per-group score arrays, one per group")
+    before, after = list(before), list(after)
+    try:
+        w = np.asarray(list(weights), dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError("weights must be a sequence of numbers, one per group") from None
+    if not (len(before) == len(after) == w.size) or w.size == 0:
+        raise ValueError(
+            f"before, after and weights must have one entry per group; got {len(before)}, {len(after)}, {w.size}"
+        )
+    if not np.isfinite(w).all() or (w < 0).any() or abs(w.sum() - 1) > 1e-9:
+        raise ValueError(f"weights must be non-negative and sum to 1, got {w.tolist()}")
+    n_resamples = check_positive_int(n_resamples, "n_resamples")
+    if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not 0 < confidence < 1:
+        raise ValueError(f"confidence must lie strictly between 0 and 1, got {confidence!r}")
+    diffs = []
+    for g, (b, a) in enumerate(zip(before, after, strict=True)):
+        b, a = _scores(b, f"before[{g}]"), _scores(a, f"after[{g}]")
+        if a.shape != b.shape:
+            raise ValueError(f"group {g}: before and after must score the same queries; got {b.size} and {a.size}")
+        diffs.append(a - b)
+    rng = np.random.default_rng(seed)
+    means = np.zeros(n_resamples)
+    for wg, d in zip(w, diffs, strict=True):
+        block = max(1, _RESAMPLE_BLOCK // d.size)
+        for start in range(0, n_resamples, block):
+            stop = min(start + block, n_resamples)
+            means[start:stop] += wg * d[rng.integers(0, d.size, size=(stop - start, d.size))].mean(axis=1)
+    alpha = 1.0 - confidence
+    low, high = np.quantile(means, [alpha / 2, 1 - alpha / 2])
+    weighted = np.concatenate([wg / d.size * d for wg, d in zip(w, diffs, strict=True)])
+    p, test = _sign_flip_p(weighted, n_resamples, rng)
+    every = np.concatenate(diffs)
+    return PairedDifference(
+        difference=float(sum(wg * d.mean() for wg, d in zip(w, diffs, strict=True))),
+        low=float(low),
+        high=float(high),
+        n=int(every.size),
+        p_value=float(p),
+        n_better=int((every > 0).sum()),
+        n_worse=int((every < 0).sum()),
         confidence=float(confidence),
         test=test,
     )

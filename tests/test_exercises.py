@@ -52,17 +52,43 @@ def _hits(docs, queries):
 
 
 def test_mixed_traffic(data):
+    from nudge.evaluation import mixed_difference
+
     docs, train, val = data.doc_embeddings, data.query_set("train"), data.query_set("val")
     known, never = data.query_set("test"), data.query_set("test_never_asked")
     moved = Nudge("M").fit(docs, train, val).transform(docs)
-    mix = 0.8 * _hits(moved, known).mean() + 0.2 * _hits(moved, never).mean()
-    right = check_mixed_traffic(mix)
-    assert right and "falls below no fine-tuning" in repr(right)
-    assert check_mixed_traffic(round(mix, 2))  # the one tolerance: 2 decimals accepted
-    assert not check_mixed_traffic(round(mix, 2) + 0.01)
-    known_only = check_mixed_traffic(_hits(moved, known).mean())
-    assert not known_only and "known group alone" in repr(known_only)
+    diff = mixed_difference(
+        [_hits(docs, known), _hits(docs, never)], [_hits(moved, known), _hits(moved, never)], (0.8, 0.2)
+    )
+    right = check_mixed_traffic(diff.high)
+    assert right and diff.interval() in repr(right) and "state the verdict yourself" in repr(right)
+    assert "clearly" not in repr(right)  # the check does not hand over the judgement
+    assert check_mixed_traffic(diff)  # the PairedDifference itself is read by its upper bound
+    assert not check_mixed_traffic(diff.high + 0.02)
+    itself = check_mixed_traffic(diff.difference)
+    assert not itself and "difference itself" in repr(itself)
     assert not check_mixed_traffic("a lot")
+
+
+def test_mixed_difference():
+    from nudge.evaluation import mixed_difference, paired_difference
+
+    rng = np.random.default_rng(1)
+    b = [rng.random(30), rng.random(10)]
+    noise = [rng.normal(0, 0.05, 30), rng.normal(0, 0.05, 10)]
+    a = [b[0] + 0.1 + noise[0], b[1] - 0.2 + noise[1]]
+    d = mixed_difference(b, a, (0.8, 0.2))
+    expected = 0.8 * (a[0] - b[0]).mean() + 0.2 * (a[1] - b[1]).mean()
+    assert abs(d.difference - expected) < 1e-12 and d.low < d.difference < d.high
+    assert (d.n_better, d.n_worse) == (int(sum((x - y > 0).sum() for x, y in zip(a, b, strict=True))), 40 - d.n_better)
+    assert d.n == 40
+    one = mixed_difference([b[0]], [a[0]], (1.0,))
+    assert abs(one.difference - paired_difference(b[0], a[0]).difference) < 1e-12 and one.clear
+    for bad in ((0.5, 0.2), (1.2, -0.2), (1.0,), ("x", 1)):
+        with pytest.raises(ValueError, match="weights"):
+            mixed_difference(b, a, bad)
+    with pytest.raises(ValueError, match="same queries"):
+        mixed_difference(b, [a[0], a[1][:5]], (0.5, 0.5))
 
 
 def test_one_tolerance_for_numbers():
@@ -187,3 +213,14 @@ def test_accepted_answers_are_what_the_checks_accept():
     assert check_query_sum("ops-001", accepted_answer("check_query_sum"))
     with pytest.raises(ValueError, match="check"):
         accepted_answer("check_nothing")
+
+
+def test_checks_leave_the_verdict_to_the_learner():
+    """A correct answer gets the number and its interval, never the decision (item: checks hand over no judgement)."""
+    from nudge.teaching import exercises
+
+    for name in ("check_k3_on_test", "check_length_on_n", "check_fixed_gamma_weeks", "check_mixed_traffic"):
+        check = getattr(exercises, name)(exercises.accepted_answer(name))
+        assert check and "[" in check.message and "verdict" in check.message
+        for decision in ("clearly", "no clear difference", "Ship", "not shown"):
+            assert decision not in check.message, (name, decision)

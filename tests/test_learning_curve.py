@@ -133,13 +133,35 @@ def test_scifact_problem(tmp_path, scifact):
 
 def test_self_check_recomputes_the_answer():
     p = bundled_problem()
-    adapter = QueryAdapter(loss="squared").fit(p.docs, p.train, p.val)
-    known, _ = split_by_known(p.test, p.train)
-    value = evaluate_embeddings(p.docs, QuerySet(adapter.transform_queries(known.embeddings), known.answers))["hit@1"]
-    assert check_squared_adapter(value)
+    hit = {}
+    for loss in ("softmax", "squared"):
+        adapter = QueryAdapter(loss=loss).fit(p.docs, p.train, p.val)
+        mapped = QuerySet(adapter.transform_queries(p.test.embeddings), p.test.answers)
+        hit[loss] = evaluate_embeddings(p.docs, mapped)["hit@1"]
+    value = hit["squared"] - hit["softmax"]
+    check = check_squared_adapter(value)
+    assert check and "interval" in check.message and "state the verdict yourself" in check.message
+    assert "clearly" not in check.message  # the check does not hand over the judgement
     assert not check_squared_adapter(value + 0.02)
+    assert not check_squared_adapter(-value) or value == 0
     assert not check_squared_adapter(None) and "replace none" in repr(check_squared_adapter(None)).lower()
     assert not check_squared_adapter("0.6")
-    # the answer is not the plain adapter's or no fine-tuning's score
-    base = evaluate_embeddings(p.docs, known)["hit@1"]
-    assert not check_squared_adapter(base)
+    # the answer is not one adapter's own score
+    assert not check_squared_adapter(hit["squared"])
+
+
+def test_method_difference_pairs_the_same_questions():
+    from nudge.teaching.learning_curve import method_difference, per_query_scores
+
+    rows = {
+        "known": {"a": {"per_query": {"m": np.array([1.0, 0.0])}}, "b": {"per_query": {"m": np.array([0.0, 0.0])}}},
+        "never asked": {"a": {"per_query": {"m": np.array([0.0])}}, "b": {"per_query": {"m": np.array([1.0])}}},
+    }
+    assert per_query_scores(rows, "a", "m").tolist() == [1.0, 0.0, 0.0]
+    d = method_difference(rows, "a", "b", "m")
+    assert d.n == 3 and abs(d.difference - 0.0) < 1e-12 and d.n_better == 1 and d.n_worse == 1
+    assert method_difference(rows, "a", "b", "m", group="known").difference == 0.5
+    with pytest.raises(ValueError, match="group"):
+        per_query_scores(rows, "a", "m", group="nope")
+    with pytest.raises(ValueError, match="method"):
+        per_query_scores(rows, "c", "m")

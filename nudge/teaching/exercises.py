@@ -79,11 +79,10 @@ def _agrees(value: float | None, expected: float) -> bool:
 
 
 def _interval(before: np.ndarray, after: np.ndarray) -> str:
-    """``after - before`` with its paired interval and the kit's verdict."""
+    """``after - before`` with its paired interval (the verdict is the learner's to state)."""
     from ..evaluation import paired_difference
 
-    diff = paired_difference(before, after)
-    return f"{diff} ({diff.verdict})"
+    return str(paired_difference(before, after))
 
 
 @lru_cache(maxsize=1)
@@ -106,49 +105,49 @@ MIXED_NEVER_ASKED = 0.2
 
 
 @lru_cache(maxsize=1)
-def _mixed_traffic() -> dict:
+def _mixed_traffic():
+    """NUDGE-M minus no fine-tuning, hit@1, on traffic with MIXED_NEVER_ASKED never-asked questions."""
+    from ..evaluation import mixed_difference
+
     t = _tessera()
-    known, never = t.query_set("test"), t.query_set("test_never_asked")
-    systems = {"no fine-tuning": t.doc_embeddings, "NUDGE-M": _fit("M").transform(t.doc_embeddings)}
-    systems["NUDGE-N"] = _fit("N").transform(t.doc_embeddings)
-    out = {}
-    for name, x in systems.items():
-        k, n = float(_hits(x, known).mean()), float(_hits(x, never).mean())
-        out[name] = {"known": k, "never": n, "mix": (1 - MIXED_NEVER_ASKED) * k + MIXED_NEVER_ASKED * n}
-    out["sizes"] = (len(known), len(never))
-    return out
+    groups = (t.query_set("test"), t.query_set("test_never_asked"))
+    moved = _fit("M").transform(t.doc_embeddings)
+    before = [_hits(t.doc_embeddings, g) for g in groups]
+    after = [_hits(moved, g) for g in groups]
+    weights = (1 - MIXED_NEVER_ASKED, MIXED_NEVER_ASKED)
+    return mixed_difference(before, after, weights), before, after
 
 
 def check_mixed_traffic(answer: object) -> Check:
-    """Notebook 00: NUDGE-M's hit@1 on traffic where 20% of the questions are about never-asked pages."""
+    """Notebook 00: the upper bound of the 95% paired interval of NUDGE-M minus no fine-tuning,
+    hit@1, on traffic where 20% of the questions are about never-asked pages
+    (:func:`nudge.evaluation.mixed_difference`). The check prints the interval; the learner states
+    the verdict."""
     if answer is None:
-        return _todo("NUDGE-M's hit@1 on a mix of 80% known and 20% never-asked questions (between 0 and 1)")
-    r = _mixed_traffic()
-    value, m, base, n = _number(answer), r["NUDGE-M"], r["no fine-tuning"], r["NUDGE-N"]
+        return _todo("the upper bound of the mixed_difference interval (NUDGE-M minus no fine-tuning, 80/20 mix)")
+    value = _number(getattr(answer, "high", answer))
     if value is None:
-        return Check(False, f"expected a number, got {answer!r}")
-    if _agrees(value, m["mix"]):
-
-        def break_even(x: dict) -> float:  # share of never-asked traffic at which x equals no fine-tuning
-            gain, loss = x["known"] - base["known"], base["never"] - x["never"]
-            return gain / (gain + loss) if gain + loss > 0 else math.nan
-
+        return Check(False, f"expected a number (the interval's upper bound), got {answer!r}")
+    diff, before, after = _mixed_traffic()
+    if _agrees(value, diff.high):
         return Check(
             True,
-            f"NUDGE-M {m['mix']:.3f} against {base['mix']:.3f} with no fine-tuning and {n['mix']:.3f} with NUDGE-N. "
-            f"NUDGE-M falls below no fine-tuning once about {break_even(m):.0%} of questions are about "
-            f"never-asked pages, NUDGE-N at about {break_even(n):.0%}. With only {r['sizes'][1]} never-asked "
-            "questions these shares are rough: measure your own traffic mix before choosing",
+            f"NUDGE-M minus no fine-tuning on the 80/20 mix, hit@1: {diff}. With only {before[1].size} "
+            "never-asked questions behind the 20%, the interval is wide. Now state the verdict yourself by "
+            "the kit's rule (does the interval exclude 0?), and what you would need to know about your "
+            "own traffic before shipping NUDGE-M.",
         )
-    if _agrees(value, m["known"]):
-        return Check(False, "that is the known group alone: weigh it 0.8 and the never-asked group 0.2")
-    if _agrees(value, n["mix"]):
-        return Check(False, 'that is NUDGE-N\'s mix: fit nudge.Nudge("M") instead')
-    nk, nn = r["sizes"]
-    if _agrees(value, (m["known"] * nk + m["never"] * nn) / (nk + nn)):
-        return Check(False, f"that weighs the groups by their sizes here ({nk} and {nn}), not 80% and 20%")
+    if _agrees(value, diff.difference):
+        return Check(False, "that is the difference itself: put the interval's upper bound (.high) in answer")
+    if _agrees(value, diff.low):
+        return Check(False, "that is the lower bound: put the upper bound (.high) in answer")
+    pooled = float(np.concatenate(after).mean() - np.concatenate(before).mean())
+    if _agrees(value, pooled):
+        return Check(False, "that weighs the groups by their sizes here, not 80% and 20%: use mixed_difference")
     return Check(
-        False, "0.8 * NUDGE-M's hit@1 on `test` + 0.2 * its hit@1 on `never_asked` (both from evaluate_embeddings)"
+        False,
+        "mixed_difference([base_known, base_never], [m_known, m_never], (0.8, 0.2)) with each system's "
+        "per-question hit@1 (evaluate_embeddings(...)['per_query']['hit@1']), then its .high",
     )
 
 
@@ -296,11 +295,12 @@ def check_k3_on_test(answer: object) -> Check:
         return Check(
             True,
             f"{k3:.3f} with k=3's gamma against {k1:.3f} with the k=1 model's (no fine-tuning {base:.3f}); "
-            f"k=3 minus k=1: {_interval(r[('k1', 'known')], r[('k3', 'known')])}: the gain validation saw "
-            "does not show on test. Now the never-asked questions (test_never_asked), top 3: "
+            f"k=3 minus k=1 on the known questions: {_interval(r[('k1', 'known')], r[('k3', 'known')])}. "
+            "On the never-asked questions (test_never_asked), top 3: "
             f"{r[('base', 'never')].mean():.3f} with no fine-tuning, {r[('k1', 'never')].mean():.3f} with the "
-            f"k=1 model, {r[('k3', 'never')].mean():.3f} with k=3's: its long vectors push almost every "
-            "never-asked page out of a top-3 prompt. Ship the k=1 model, if any",
+            f"k=1 model, {r[('k3', 'never')].mean():.3f} with k=3's; k=3 minus k=1: "
+            f"{_interval(r[('k1', 'never')], r[('k3', 'never')])}. Now state the verdict on each interval "
+            "yourself by the kit's rule (does it exclude 0?), and which model, if any, you would ship",
         )
     if _agrees(value, k1):
         return Check(False, 'that is the k=1 model; fit nudge.Nudge("M", k=3) and count test ranks <= 3')
@@ -335,8 +335,9 @@ def check_length_on_n(answer: object) -> Check:
             f"validation wants NUDGE-N's asked-about passages {factor:.3f} times as long. Test hit@1, scaled "
             f"minus NUDGE-N alone: known questions {_interval(h[('N', 'known')], h[('scaled', 'known')])}; "
             f"never-asked questions {h[('N', 'never')].mean():.3f} -> {h[('scaled', 'never')].mean():.3f}, "
-            f"{_interval(h[('N', 'never')], h[('scaled', 'never')])}. Direction and popularity are separate "
-            "levers: the second costs the pages nobody asked about (NUDGE-M pulls both at once)",
+            f"{_interval(h[('N', 'never')], h[('scaled', 'never')])}. Now state the verdict on each interval "
+            "yourself by the kit's rule (does it exclude 0?): what does the extra length buy on known "
+            "questions, and what does it cost the pages nobody asked about?",
         )
     return Check(
         False, "PopularityControl().fit(nudged['NUDGE-N'], train, val).factor_ (fit it on the NUDGE-N vectors)"
@@ -372,7 +373,8 @@ def check_fixed_gamma_weeks(answer: object) -> Check:
         return Check(
             True,
             f"{kept} of {n} with week 1's gamma against {repicked} with the re-picked one; week 1's gamma minus "
-            f"the re-picked one, hit@1: {diff}. Re-picking gamma is not shown to be the problem",
+            f"the re-picked one, hit@1: {diff}. Now state the verdict yourself by the kit's rule (does the "
+            "interval exclude 0?): do the data show that re-picking gamma changed these questions' results?",
         )
     if value == repicked:
         return Check(False, "that is the re-picked gamma; pass gamma=<week 1's gamma> to model.transform")
@@ -462,38 +464,48 @@ def check_context_hit(answer: object, k: int = 2) -> Check:
     return Check(False, f"context_hit(test, vectors['NUDGE-N'], k={k}).mean(): the share of 1s")
 
 
-def _squared_adapter() -> tuple[float, float]:
-    """Test hit@1 of the closed-form adapter and of the base passages on the known test questions."""
+def _squared_adapter():
+    """Paired difference in test hit@1, squared-loss adapter minus softmax adapter, on the bundled
+    data's known test questions (both fitted on train, chosen on val), and the two val scores."""
     from ..adapter import QueryAdapter
-    from ..evaluation import evaluate_embeddings, split_by_known
+    from ..evaluation import evaluate_embeddings, paired_difference
     from ..pairs import QuerySet
     from .learning_curve import bundled_problem, single_thread_blas
 
     p = bundled_problem()
-    with single_thread_blas():
-        adapter = QueryAdapter(loss="squared").fit(p.docs, p.train, p.val)
-    known, _ = split_by_known(p.test, p.train)
-    mapped = QuerySet(adapter.transform_queries(known.embeddings), known.answers)
-    return evaluate_embeddings(p.docs, mapped)["hit@1"], evaluate_embeddings(p.docs, known)["hit@1"]
+    scores, val = {}, {}
+    for loss in ("softmax", "squared"):
+        with single_thread_blas():
+            adapter = QueryAdapter(loss=loss).fit(p.docs, p.train, p.val)
+        mapped = QuerySet(adapter.transform_queries(p.test.embeddings), p.test.answers)
+        scores[loss] = evaluate_embeddings(p.docs, mapped)["per_query"]["hit@1"]
+        val[loss] = adapter.val_score_
+    return paired_difference(scores["softmax"], scores["squared"]), val
 
 
 def check_squared_adapter(answer: object) -> Check:
-    """Notebook 09: the closed-form adapter's (``QueryAdapter(loss="squared")``) test hit@1 on the
-    bundled data's known questions (fit on train, ridge strength chosen on validation)."""
+    """Notebook 09: the difference in test hit@1, squared-loss adapter minus softmax adapter, on all
+    the bundled data's test questions. The check confirms the number and prints the paired
+    interval; the verdict (was validation's preference shown on test?) is the learner's to state."""
     if answer is None:
-        return _todo("the squared-loss adapter's test hit@1 (a number between 0 and 1)")
+        return _todo("the squared-loss adapter's test hit@1 minus the softmax adapter's (all test questions)")
     value = _number(answer)
     if value is None:
-        return Check(False, f"expected the test hit@1 (a number between 0 and 1), got {answer!r}")
-    expected, base = _squared_adapter()
-    if _agrees(value, expected):
-        return Check(True, f"{expected:.3f} on the known test questions, against {base:.3f} with no fine-tuning.")
-    if _agrees(value, base):
-        return Check(False, "that is no fine-tuning's hit@1: map the questions with transform_queries first")
+        return Check(False, f"expected a difference of two hit@1 values (a number), got {answer!r}")
+    diff, val = _squared_adapter()
+    if _agrees(value, diff.difference):
+        return Check(
+            True,
+            f"squared minus softmax, test hit@1 on all {diff.n} test questions: {diff}. Validation top-1: softmax "
+            f"{val['softmax']:.3f}, squared {val['squared']:.3f}. Now state the verdict yourself by the "
+            "kit's rule (does this interval exclude 0?), and what it says about validation's choice.",
+        )
+    if _agrees(value, -diff.difference):
+        return Check(False, "that is softmax minus squared: take the squared adapter's hit@1 minus the softmax one's")
     return Check(
         False,
-        "fit QueryAdapter(loss='squared') on train with val, map the known test questions with "
-        "transform_queries, and take evaluate_embeddings(...)['hit@1'] against the base passages",
+        "fit QueryAdapter(loss='squared') and QueryAdapter(loss='softmax') on train with val, map all the "
+        "test questions with transform_queries, and subtract the two evaluate_embeddings(...)['hit@1']",
     )
 
 
@@ -501,7 +513,7 @@ def accepted_answer(check: str):
     """The value the self-check ``check`` (a function name) accepts, for the tests (arrays for vectors)."""
     t = _tessera()
     if check == "check_mixed_traffic":
-        return _mixed_traffic()["NUDGE-M"]["mix"]
+        return _mixed_traffic()[0].high
     if check == "check_validation_overlap":
         return _validation_overlap()
     if check == "check_nearest_passage":
@@ -523,5 +535,5 @@ def accepted_answer(check: str):
     if check == "check_seed_gain":
         return _seed_gain(2)[1].low
     if check == "check_squared_adapter":
-        return _squared_adapter()[0]
+        return _squared_adapter()[0].difference
     raise ValueError(f"check: no self-check named {check!r}")

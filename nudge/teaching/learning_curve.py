@@ -369,6 +369,29 @@ def overall_gains(results: dict, metric: str = "ndcg@10", baseline: str = BASE) 
     return {name: mean(name) - mean(baseline) for name in groups[0] if name != baseline}
 
 
+def per_query_scores(results: dict, method: str, metric: str = "ndcg@10", group: str = "all") -> np.ndarray:
+    """``method``'s per-question ``metric`` in one group of :func:`method_results`, or on ``"all"``
+    test questions (the groups concatenated in a fixed order, the same for every method)."""
+    groups = list(results) if group == "all" else [group]
+    for g in groups:
+        if g not in results:
+            raise ValueError(f"group must be 'all' or one of {list(results)}, got {group!r}")
+        if method not in results[g]:
+            raise ValueError(f"method {method!r} has no result; methods: {list(results[g])}")
+    return np.concatenate([np.asarray(results[g][method]["per_query"][metric], dtype=np.float64) for g in groups])
+
+
+def method_difference(results: dict, method: str, other: str, metric: str = "ndcg@10", group: str = "all", **kwargs):
+    """Paired difference ``method - other`` in ``metric`` on the same test questions (one group of
+    :func:`method_results` or ``"all"``), with its 95% interval (:func:`nudge.evaluation.paired_difference`;
+    ``kwargs`` go to it)."""
+    from ..evaluation import paired_difference
+
+    return paired_difference(
+        per_query_scores(results, other, metric, group), per_query_scores(results, method, metric, group), **kwargs
+    )
+
+
 # --------------------------------------------------------------------------------------------
 # The learning curve
 # --------------------------------------------------------------------------------------------
