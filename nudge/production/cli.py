@@ -796,6 +796,11 @@ def cmd_apply(args: argparse.Namespace) -> None:
         print("dry run: nothing was written (neither the store nor the backup)")
     else:
         print(f"originals kept in {backup}; undo with: {_again(args, 'rollback')}")
+        if report.kept is not None:
+            undo = shlex.join(["nudge", "rollback", args.run, "--store", args.store, "--collection", args.collection,
+                               "--backup", str(report.kept)])  # fmt: skip
+            print(f"the {len(report.forced)} vectors this forced apply overwrote are kept in {report.kept} "
+                  f"(never replaced later); put them back with: {undo}")  # fmt: skip
 
 
 def cmd_rollback(args: argparse.Namespace) -> None:
