@@ -3,6 +3,7 @@ each test replays one finding of the tester's report as they ran it."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 
@@ -69,3 +70,31 @@ def test_a_forced_apply_keeps_what_it_overwrites_in_a_restorable_file(run, tmp_p
     assert main(["rollback", str(run), *where, "--backup", str(kept)]) == 0
     with QdrantStore("docs", path=str(folder)) as store:
         np.testing.assert_array_equal(store.fetch(["d0005"]), theirs.astype(np.float32))
+
+
+# ------------------------------------------------------- 2: a missing state.npz after recorded updates
+WEEK2 = data_dir() / "tessera" / "tessera_week2.json"
+NEVER = data_dir() / "tessera" / "tessera_never_asked.json"
+
+
+def test_a_missing_state_after_updates_is_refused(run, capsys):
+    assert main(["update", str(run), str(WEEK2), *TESSERA]) == 0
+    before = (run / "run.json").read_text()
+    (run / "state.npz").unlink()
+    capsys.readouterr()
+    assert main(["update", str(run), str(NEVER), *TESSERA]) == 2
+    err = one_line(capsys, "update")
+    assert "state.npz" in err and "update" in err
+    assert (run / "run.json").read_text() == before and not (run / "state.npz").exists()
+
+
+# ------------------------------------------------------- 3: data_sha256 is required
+@pytest.mark.parametrize("edit", [lambda r: r.update(data_sha256=None), lambda r: r.pop("data_sha256")])
+def test_run_json_without_data_sha256_is_refused(edit, run, capsys):
+    record = json.loads((run / "run.json").read_text())
+    edit(record)
+    (run / "run.json").write_text(json.dumps(record))
+    for argv in (["evaluate", str(run)], ["update", str(run), str(WEEK2), *TESSERA]):
+        assert main(argv) == 2
+        err = one_line(capsys, argv[0])
+        assert "run.json" in err and "data_sha256" in err, err

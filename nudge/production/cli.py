@@ -131,7 +131,10 @@ def _check_run(run: dict, path: Path) -> None:
 
     for field in ("data", "embedder"):
         text(field, run[field])
-    for field in ("run_id", "data_sha256", "embedder_option", "cache_dir", "nudge"):
+    if "data_sha256" not in run:  # the fingerprint of the data: without it a re-sorted file would be scored
+        raise bad("data_sha256", "is missing (the SHA-256 of the data file `nudge fit` read)")
+    text("data_sha256", run["data_sha256"])
+    for field in ("run_id", "embedder_option", "cache_dir", "nudge"):
         if field in run:
             text(field, run[field], optional=field != "run_id")
     if "embedder_option" in run and run["embedder_option"] is not None and run["embedder_option"] not in EMBEDDERS:
@@ -1011,6 +1014,12 @@ def _update(args: argparse.Namespace, run_dir: Path, run: dict) -> None:
             state.pair_keys = _rebuilt_pair_keys(state, run, run_dir, base)
         state.pair_keys |= _base_pair_keys(base)
         started = False
+    elif updates:  # starting again from the base data would silently drop the recorded weeks
+        raise ValueError(
+            f"{state_path} is missing but {run_dir / RUN_FILE} records {len(updates)} update(s): starting again "
+            "from the run's data would drop them. Put state.npz back (e.g. from a copy of the run), or fit the "
+            "run again and add the weeks' files with `nudge update`"
+        )
     else:
         state = _initial_state(run, run_dir, base, old)
         state.pair_keys = _base_pair_keys(base)
