@@ -98,3 +98,31 @@ def test_run_json_without_data_sha256_is_refused(edit, run, capsys):
         assert main(argv) == 2
         err = one_line(capsys, argv[0])
         assert "run.json" in err and "data_sha256" in err, err
+
+
+# ------------------------------------------------------- 4: a known question keeps its split
+def test_a_question_already_in_the_run_keeps_its_split(run, tmp_path, capsys):
+    import csv
+
+    from nudge.production.datasets import load_dataset
+
+    base = load_dataset(PAIRS)[0]
+    split = json.loads((run / "run.json").read_text())["split"]
+    docs = sorted(base.corpus)
+    rows = []
+    for part in ("train", "val"):
+        for q in split[part][:5]:
+            other = next(d for d in docs if d not in base.relevant[q])  # a known question, another document
+            rows.append((base.queries[q], base.corpus[other]))
+    new = tmp_path / "known.csv"
+    with new.open("w", newline="", encoding="utf-8") as fh:
+        csv.writer(fh).writerows([("query", "document"), *rows])
+    capsys.readouterr()
+    assert main(["update", str(run), str(new), *TESSERA]) == 0
+    assert "keep their split" in capsys.readouterr().out
+    record = json.loads((run / "run.json").read_text())["updates"][-1]
+    added = load_dataset(new)[0]
+    got = {added.queries[q]: part for part in ("train", "val") for q in record[part]}
+    for part in ("train", "val"):
+        for q in split[part][:5]:
+            assert got[base.queries[q]] == part

@@ -974,6 +974,28 @@ def _rebuilt_pair_keys(state, run: dict, run_dir: Path, base: RetrievalDataset) 
     return keys
 
 
+def _known_splits(run: dict, base: RetrievalDataset) -> dict[str, str]:
+    """Normalised text -> ``"train"`` / ``"val"`` of every question the run has trained or validated on: the
+    run's split and each recorded update whose file is still there unchanged (checked by SHA-256)."""
+    from .streaming import normalise_text
+
+    known: dict[str, str] = {}
+    for part in ("train", "val"):
+        for q in run["split"][part]:
+            if q in base.queries:
+                known.setdefault(normalise_text(base.queries[q]), part)
+    for record in run.get("updates", []):
+        path = Path(record.get("data", ""))
+        if not path.is_file() or _data_sha256(path) != record.get("sha256"):
+            continue
+        week = _load_checked(path)
+        for part in ("train", "val"):
+            for q in record.get(part, []):
+                if q in week.queries:
+                    known.setdefault(normalise_text(week.queries[q]), part)
+    return known
+
+
 def _refuse_test_questions(
     new: RetrievalDataset, fresh: dict[str, list[str]], run: dict, base: RetrievalDataset, new_path: Path
 ) -> None:
@@ -994,7 +1016,7 @@ def _refuse_test_questions(
 
 
 def _update(args: argparse.Namespace, run_dir: Path, run: dict) -> None:
-    from .streaming import NudgeState, pair_key
+    from .streaming import NudgeState, normalise_text, pair_key
 
     _check_data_unchanged(run, run_dir)
     new_path = Path(args.new_pairs)
@@ -1050,8 +1072,17 @@ def _update(args: argparse.Namespace, run_dir: Path, run: dict) -> None:
             f"{new_path} has {len(qids)} labelled question(s) with pairs new to this run; at least 2 are needed "
             "(train and val)"
         )
-    split = split_queries(len(qids), val_fraction=args.val_fraction, test_fraction=0.0, seed=args.seed)
-    train_q, val_q = [qids[i] for i in split.train], [qids[i] for i in split.val]
+    # a question already in the run keeps its split: validation questions never move into training
+    known = _known_splits(run, base)
+    kept = {q: known[normalise_text(new.queries[q])] for q in qids if normalise_text(new.queries[q]) in known}
+    unknown = [q for q in qids if q not in kept]
+    if len(unknown) >= 2:
+        split = split_queries(len(unknown), val_fraction=args.val_fraction, test_fraction=0.0, seed=args.seed)
+        train_q, val_q = [unknown[i] for i in split.train], [unknown[i] for i in split.val]
+    else:
+        train_q, val_q = list(unknown), []
+    train_q += [q for q in qids if kept.get(q) == "train"]
+    val_q += [q for q in qids if kept.get(q) == "val"]
 
     texts = _corpus_texts(run_dir, run, base, doc_ids)
     by_id = not (new_path.is_file() and new_path.suffix.lower() in (*PAIR_TABLE_SUFFIXES, *JSONL_SUFFIXES))
@@ -1063,6 +1094,13 @@ def _update(args: argparse.Namespace, run_dir: Path, run: dict) -> None:
         + (f"; {n_seen} pairs already counted in this run were skipped" if n_seen else ""),
         flush=True,
     )
+    if kept:
+        n_train = sum(v == "train" for v in kept.values())
+        print(
+            f"{len(kept)} of these questions are already in the run and keep their split ({n_train} train, "
+            f"{len(kept) - n_train} validation)",
+            flush=True,
+        )
 
     option = args.embedder or run.get("embedder_option")
     if option is None:
@@ -1096,7 +1134,7 @@ def _update(args: argparse.Namespace, run_dir: Path, run: dict) -> None:
             flush=True,
         )
     n_val_before = state.n_val_queries
-    state.add_pairs(train=pairs(train_q), val=pairs(val_q))
+    state.add_pairs(train=pairs(train_q) if train_q else None, val=pairs(val_q) if val_q else None)
     print(f"re-picking gamma on {state.n_val_queries} validation questions", flush=True)
     state.fit_gamma(docs, doc_ids)
     model = state.to_nudge(docs, doc_ids)
