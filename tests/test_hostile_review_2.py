@@ -126,3 +126,21 @@ def test_a_question_already_in_the_run_keeps_its_split(run, tmp_path, capsys):
     for part in ("train", "val"):
         for q in split[part][:5]:
             assert got[base.queries[q]] == part
+
+
+# ------------------------------------------------------- 5: invisible characters and twin documents
+def test_format_characters_are_stripped_by_the_one_text_rule(tmp_path):
+    from nudge.production.datasets import load_dataset
+    from nudge.production.streaming import normalise_text, pair_key
+
+    for mark in ("\u200b", "\ufeff", "\u200d", "\u2060", "\u00ad"):
+        assert normalise_text(f"how do{mark} i pay{mark}") == "how do i pay"
+        assert pair_key(f"q{mark}", "the doc") == pair_key("q", f"the{mark} doc")
+    table = tmp_path / "twins.csv"
+    table.write_text(
+        "query,document\nhow do i pay,Paying an invoice is easy\n"
+        "how do i pay\u200b by card,Paying an  invoice\u200b is easy\nhow do i pay\u200b,Refunds take a week\n",
+        encoding="utf-8",
+    )
+    data = load_dataset(table)[0]
+    assert len(data.corpus) == 2 and len(data.queries) == 2  # the twin document and twin question are one
