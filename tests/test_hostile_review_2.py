@@ -144,3 +144,28 @@ def test_format_characters_are_stripped_by_the_one_text_rule(tmp_path):
     )
     data = load_dataset(table)[0]
     assert len(data.corpus) == 2 and len(data.queries) == 2  # the twin document and twin question are one
+
+
+# ------------------------------------------------------- 6: unclear errors
+@pytest.mark.parametrize("content", ["[]", '{"collections": 5}', '{"collections": {"docs": 5}}'])
+def test_a_qdrant_meta_json_of_the_wrong_shape_names_the_file_and_store(content, run, tmp_path, capsys):
+    need("qdrant_client")
+    where = ["--store", f"qdrant:{tmp_path / 'q'}", "--collection", "docs"]
+    assert main(["load", str(run), *where]) == 0
+    (tmp_path / "q" / "meta.json").write_text(content)
+    capsys.readouterr()
+    assert main(["apply", str(run), *where]) == 2
+    err = one_line(capsys, "apply")
+    assert "--store" in err and "meta.json" in err
+
+
+def test_fit_k_larger_than_the_documents_is_refused(tmp_path, capsys):
+    assert main(["fit", str(PAIRS), "--out", str(tmp_path / "r"), *TESSERA, "--k", "10000000"]) == 2
+    err = one_line(capsys, "fit")
+    assert "--k" in err and "33" in err and not (tmp_path / "r").exists()
+
+
+def test_update_val_fraction_error_does_not_mention_test_fraction(run, capsys):
+    assert main(["update", str(run), str(WEEK2), *TESSERA, "--val-fraction", "0.999"]) == 2
+    err = one_line(capsys, "update")
+    assert "--val-fraction" in err and "test_fraction" not in err

@@ -326,6 +326,11 @@ def cmd_fit(args: argparse.Namespace) -> None:
     split = split_queries(len(qids), val_fraction=args.val_fraction, test_fraction=args.test_fraction, seed=args.seed)
     parts = {name: [qids[i] for i in getattr(split, name)] for name in ("train", "val", "test")}
     print(f"{len(qids)} labelled questions: {', '.join(f'{len(v)} {k}' for k, v in parts.items())}", flush=True)
+    if args.k > len(dataset.doc_ids):
+        raise ValueError(
+            f"--k {args.k} is larger than the number of documents of {args.data} ({len(dataset.doc_ids)}): the "
+            f"largest allowed is {len(dataset.doc_ids)}"
+        )
     embedder = _embedder(args.embedder, args.cache_dir)
     doc_ids = dataset.doc_ids
     docs = embedder.embed_documents([dataset.corpus[d] for d in doc_ids])
@@ -569,12 +574,19 @@ def _check_qdrant_folder(spec: StoreSpec) -> None:
     if not meta.is_file():
         return
     try:
-        json.loads(meta.read_text(encoding="utf-8"))
+        content = json.loads(meta.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValueError(
             f"--store {spec.text}: {str(meta)!r} (the embedded Qdrant store's description of its collections) is "
             f"damaged: {exc}. Nothing was opened; restore the file from a copy of the store"
         ) from None
+    collections = content.get("collections") if isinstance(content, dict) else None
+    if not isinstance(collections, dict) or not all(isinstance(c, dict) for c in collections.values()):
+        raise ValueError(
+            f"--store {spec.text}: {str(meta)!r} (the embedded Qdrant store's description of its collections) is "
+            "damaged: it is not an object whose 'collections' maps each name to its settings. Nothing was opened; "
+            "restore the file from a copy of the store"
+        )
 
 
 def _from_client_library(exc: BaseException) -> bool:
@@ -1077,6 +1089,12 @@ def _update(args: argparse.Namespace, run_dir: Path, run: dict) -> None:
     kept = {q: known[normalise_text(new.queries[q])] for q in qids if normalise_text(new.queries[q]) in known}
     unknown = [q for q in qids if q not in kept]
     if len(unknown) >= 2:
+        n_val = round(args.val_fraction * len(unknown))
+        if n_val == 0 or n_val == len(unknown):
+            raise ValueError(
+                f"--val-fraction {args.val_fraction} leaves no training or no validation question among the "
+                f"{len(unknown)} new questions of {new_path}; give a fraction nearer 0.2, or more questions"
+            )
         split = split_queries(len(unknown), val_fraction=args.val_fraction, test_fraction=0.0, seed=args.seed)
         train_q, val_q = [unknown[i] for i in split.train], [unknown[i] for i in split.val]
     else:
