@@ -131,7 +131,10 @@ def _check_run(run: dict, path: Path) -> None:
 
     for field in ("data", "embedder"):
         text(field, run[field])
-    for field in ("run_id", "data_sha256", "embedder_option", "cache_dir", "nudge"):
+    if "data_sha256" not in run:  # the fingerprint of the data: without it a re-sorted file would be scored
+        raise bad("data_sha256", "is missing (the SHA-256 of the data file `nudge fit` read)")
+    text("data_sha256", run["data_sha256"])
+    for field in ("run_id", "embedder_option", "cache_dir", "nudge"):
         if field in run:
             text(field, run[field], optional=field != "run_id")
     if "embedder_option" in run and run["embedder_option"] is not None and run["embedder_option"] not in EMBEDDERS:
@@ -323,6 +326,11 @@ def cmd_fit(args: argparse.Namespace) -> None:
     split = split_queries(len(qids), val_fraction=args.val_fraction, test_fraction=args.test_fraction, seed=args.seed)
     parts = {name: [qids[i] for i in getattr(split, name)] for name in ("train", "val", "test")}
     print(f"{len(qids)} labelled questions: {', '.join(f'{len(v)} {k}' for k, v in parts.items())}", flush=True)
+    if args.k > len(dataset.doc_ids):
+        raise ValueError(
+            f"--k {args.k} is larger than the number of documents of {args.data} ({len(dataset.doc_ids)}): the "
+            f"largest allowed is {len(dataset.doc_ids)}"
+        )
     embedder = _embedder(args.embedder, args.cache_dir)
     doc_ids = dataset.doc_ids
     docs = embedder.embed_documents([dataset.corpus[d] for d in doc_ids])
@@ -566,12 +574,19 @@ def _check_qdrant_folder(spec: StoreSpec) -> None:
     if not meta.is_file():
         return
     try:
-        json.loads(meta.read_text(encoding="utf-8"))
+        content = json.loads(meta.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValueError(
             f"--store {spec.text}: {str(meta)!r} (the embedded Qdrant store's description of its collections) is "
             f"damaged: {exc}. Nothing was opened; restore the file from a copy of the store"
         ) from None
+    collections = content.get("collections") if isinstance(content, dict) else None
+    if not isinstance(collections, dict) or not all(isinstance(c, dict) for c in collections.values()):
+        raise ValueError(
+            f"--store {spec.text}: {str(meta)!r} (the embedded Qdrant store's description of its collections) is "
+            "damaged: it is not an object whose 'collections' maps each name to its settings. Nothing was opened; "
+            "restore the file from a copy of the store"
+        )
 
 
 def _from_client_library(exc: BaseException) -> bool:
@@ -796,6 +811,11 @@ def cmd_apply(args: argparse.Namespace) -> None:
         print("dry run: nothing was written (neither the store nor the backup)")
     else:
         print(f"originals kept in {backup}; undo with: {_again(args, 'rollback')}")
+        if report.kept is not None:
+            undo = shlex.join(["nudge", "rollback", args.run, "--store", args.store, "--collection", args.collection,
+                               "--backup", str(report.kept)])  # fmt: skip
+            print(f"the {len(report.forced)} vectors this forced apply overwrote are kept in {report.kept} "
+                  f"(never replaced later); put them back with: {undo}")  # fmt: skip
 
 
 def cmd_rollback(args: argparse.Namespace) -> None:
@@ -966,6 +986,28 @@ def _rebuilt_pair_keys(state, run: dict, run_dir: Path, base: RetrievalDataset) 
     return keys
 
 
+def _known_splits(run: dict, base: RetrievalDataset) -> dict[str, str]:
+    """Normalised text -> ``"train"`` / ``"val"`` of every question the run has trained or validated on: the
+    run's split and each recorded update whose file is still there unchanged (checked by SHA-256)."""
+    from .streaming import normalise_text
+
+    known: dict[str, str] = {}
+    for part in ("train", "val"):
+        for q in run["split"][part]:
+            if q in base.queries:
+                known.setdefault(normalise_text(base.queries[q]), part)
+    for record in run.get("updates", []):
+        path = Path(record.get("data", ""))
+        if not path.is_file() or _data_sha256(path) != record.get("sha256"):
+            continue
+        week = _load_checked(path)
+        for part in ("train", "val"):
+            for q in record.get(part, []):
+                if q in week.queries:
+                    known.setdefault(normalise_text(week.queries[q]), part)
+    return known
+
+
 def _refuse_test_questions(
     new: RetrievalDataset, fresh: dict[str, list[str]], run: dict, base: RetrievalDataset, new_path: Path
 ) -> None:
@@ -986,7 +1028,7 @@ def _refuse_test_questions(
 
 
 def _update(args: argparse.Namespace, run_dir: Path, run: dict) -> None:
-    from .streaming import NudgeState, pair_key
+    from .streaming import NudgeState, normalise_text, pair_key
 
     _check_data_unchanged(run, run_dir)
     new_path = Path(args.new_pairs)
@@ -1006,6 +1048,12 @@ def _update(args: argparse.Namespace, run_dir: Path, run: dict) -> None:
             state.pair_keys = _rebuilt_pair_keys(state, run, run_dir, base)
         state.pair_keys |= _base_pair_keys(base)
         started = False
+    elif updates:  # starting again from the base data would silently drop the recorded weeks
+        raise ValueError(
+            f"{state_path} is missing but {run_dir / RUN_FILE} records {len(updates)} update(s): starting again "
+            "from the run's data would drop them. Put state.npz back (e.g. from a copy of the run), or fit the "
+            "run again and add the weeks' files with `nudge update`"
+        )
     else:
         state = _initial_state(run, run_dir, base, old)
         state.pair_keys = _base_pair_keys(base)
@@ -1036,8 +1084,23 @@ def _update(args: argparse.Namespace, run_dir: Path, run: dict) -> None:
             f"{new_path} has {len(qids)} labelled question(s) with pairs new to this run; at least 2 are needed "
             "(train and val)"
         )
-    split = split_queries(len(qids), val_fraction=args.val_fraction, test_fraction=0.0, seed=args.seed)
-    train_q, val_q = [qids[i] for i in split.train], [qids[i] for i in split.val]
+    # a question already in the run keeps its split: validation questions never move into training
+    known = _known_splits(run, base)
+    kept = {q: known[normalise_text(new.queries[q])] for q in qids if normalise_text(new.queries[q]) in known}
+    unknown = [q for q in qids if q not in kept]
+    if len(unknown) >= 2:
+        n_val = round(args.val_fraction * len(unknown))
+        if n_val == 0 or n_val == len(unknown):
+            raise ValueError(
+                f"--val-fraction {args.val_fraction} leaves no training or no validation question among the "
+                f"{len(unknown)} new questions of {new_path}; give a fraction nearer 0.2, or more questions"
+            )
+        split = split_queries(len(unknown), val_fraction=args.val_fraction, test_fraction=0.0, seed=args.seed)
+        train_q, val_q = [unknown[i] for i in split.train], [unknown[i] for i in split.val]
+    else:
+        train_q, val_q = list(unknown), []
+    train_q += [q for q in qids if kept.get(q) == "train"]
+    val_q += [q for q in qids if kept.get(q) == "val"]
 
     texts = _corpus_texts(run_dir, run, base, doc_ids)
     by_id = not (new_path.is_file() and new_path.suffix.lower() in (*PAIR_TABLE_SUFFIXES, *JSONL_SUFFIXES))
@@ -1049,6 +1112,13 @@ def _update(args: argparse.Namespace, run_dir: Path, run: dict) -> None:
         + (f"; {n_seen} pairs already counted in this run were skipped" if n_seen else ""),
         flush=True,
     )
+    if kept:
+        n_train = sum(v == "train" for v in kept.values())
+        print(
+            f"{len(kept)} of these questions are already in the run and keep their split ({n_train} train, "
+            f"{len(kept) - n_train} validation)",
+            flush=True,
+        )
 
     option = args.embedder or run.get("embedder_option")
     if option is None:
@@ -1082,7 +1152,7 @@ def _update(args: argparse.Namespace, run_dir: Path, run: dict) -> None:
             flush=True,
         )
     n_val_before = state.n_val_queries
-    state.add_pairs(train=pairs(train_q), val=pairs(val_q))
+    state.add_pairs(train=pairs(train_q) if train_q else None, val=pairs(val_q) if val_q else None)
     print(f"re-picking gamma on {state.n_val_queries} validation questions", flush=True)
     state.fit_gamma(docs, doc_ids)
     model = state.to_nudge(docs, doc_ids)

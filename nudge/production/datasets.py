@@ -936,7 +936,9 @@ def load_pairs(path: str | os.PathLike) -> tuple[RetrievalDataset, ValidationRep
     an optional ``grade`` column gives graded relevance (default 1.0; grades <= 0 mean not
     relevant and are listed in ``report.not_relevant``). Other columns are ignored.
 
-    Texts are stripped of surrounding whitespace; identical texts share one id. Ids are assigned
+    Texts are stripped of surrounding whitespace; texts equal under the kit's text rule
+    (``nudge.production.streaming.normalise_text``: whitespace runs collapsed, invisible format characters
+    removed) share one id, holding the first-seen text. Ids are assigned
     in first-seen order: ``q0001``, ``q0002``, ... for queries, ``d0001``, ... for documents.
 
     Parameters
@@ -968,6 +970,22 @@ def load_pairs(path: str | os.PathLike) -> tuple[RetrievalDataset, ValidationRep
         rows = _read_pair_table(text, file, PAIR_TABLE_SUFFIXES[suffix], col)
     else:
         rows = _read_pair_jsonl(text, file, col)
+    from .streaming import normalise_text  # the kit's one text rule: twin texts (inner spacing, invisible
+    # format characters) share one id and keep the first-seen text
+
+    first_text: dict[tuple[str, str], str] = {}
+    for r in rows:
+        first_text.setdefault(("query", normalise_text(r.query)), r.query)
+        first_text.setdefault(("document", normalise_text(r.document)), r.document)
+    rows = [
+        _PairRow(
+            r.line,
+            first_text["query", normalise_text(r.query)],
+            first_text["document", normalise_text(r.document)],
+            r.grade,
+        )
+        for r in rows
+    ]
     query_ids = _assign_ids(list(dict.fromkeys(r.query for r in rows)), "q")
     doc_ids = _assign_ids(list(dict.fromkeys(r.document for r in rows)), "d")
     first_line: dict[tuple[str, str], int] = {}

@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import unicodedata
 from collections.abc import Sequence
 from itertools import pairwise
 from pathlib import Path
@@ -607,7 +608,12 @@ def pair_key(query: str, document: str) -> str:
 
 
 def normalise_text(text: str) -> str:
-    """A question's or document's text as the kit compares texts: every run of whitespace (spaces, tabs,
-    newlines) becomes one space, none at the ends. Used for pair keys, for matching the documents of new
-    pairs to a run's, and for recognising a run's hold-out test questions."""
-    return " ".join(str(text).split())
+    """A question's or document's text as the kit compares texts: invisible format characters (Unicode
+    category Cf: zero-width space U+200B, byte-order mark U+FEFF, soft hyphen, ...) are removed, then every
+    run of whitespace (spaces, tabs, newlines) becomes one space, none at the ends. Used for pair keys, for
+    matching the documents of new pairs to a run's, for recognising a run's hold-out test questions, and
+    by the pair-table loader, so twin texts share one id."""
+    text = str(text)
+    if not text.isascii():
+        text = "".join(c for c in text if unicodedata.category(c) != "Cf")
+    return " ".join(text.split())

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -71,8 +71,8 @@ class StoreReport:
     forced : list of str
         Ids whose vector had been changed by someone else and was overwritten because ``force=True``.
     kept : Path or None
-        A forced rollback: the file keeping the vectors it overwrote (a backup of this store, so
-        ``rollback_store(store, kept)`` puts them back); None otherwise.
+        A forced rollback or apply that overwrote vectors someone else changed: the file keeping what
+        it overwrote (a backup of this store, so ``rollback_store(store, kept)`` puts them back); None otherwise.
     """
 
     action: str
@@ -104,7 +104,8 @@ class StoreReport:
         if self.forced:
             text += f"; {len(self.forced)} vectors changed by someone else were overwritten (force)"
         if self.kept is not None:
-            text += f"; the {self.n_written} vectors it overwrote are kept in {self.kept}"
+            n = len(self.forced) if self.action == "apply" else self.n_written
+            text += f"; the {n} vectors it overwrote are kept in {self.kept}"
         return text
 
 
@@ -239,6 +240,14 @@ def _apply(store, model, doc_ids, backup: Path, embeddings, dry_run: bool, run: 
     if dry_run:
         log.info("%s", report)
         return report
+    if report.forced:  # keep what a forced apply overwrites (someone else's vectors), never replaced later
+        rows = [j for j in changed if targets[j] in set(report.forced)]
+        report = replace(
+            report,
+            kept=_keep_overwritten(
+                backup, store, old, run, [targets[j] for j in rows], current[rows], desired[rows], by="apply"
+            ),
+        )
     _save_backup(backup, old, targets, originals, desired, current, backup_meta(model, store, run))
     crash_point("apply-after-backup")
     _write_and_verify(store, report.ids, desired[changed], backup)
@@ -333,17 +342,25 @@ def _rollback(store: VectorStore, path: Path, run: str | None, force: bool) -> S
 
 
 def _keep_overwritten(
-    path: Path, store: VectorStore, data: Backup, run: str | None, ids: list[str], current: np.ndarray, new: np.ndarray
+    path: Path,
+    store: VectorStore,
+    data: Backup,
+    run: str | None,
+    ids: list[str],
+    current: np.ndarray,
+    new: np.ndarray,
+    *,
+    by: str = "rollback",
 ) -> Path:
-    """Write the vectors a forced rollback is about to overwrite to ``BACKUP.overwritten-N.npz``: a backup
-    of this store (originals = what is there now, written = what the rollback writes), so rolling back
-    with it undoes the forced rollback."""
+    """Write the vectors a forced rollback (or apply, ``by="apply"``) is about to overwrite to
+    ``BACKUP.overwritten-N.npz`` (a new file, never replaced later): a backup of this store (originals =
+    what is there now, written = what the forced command writes), so rolling back with it undoes it."""
     for n in range(1, 10_000):
         kept = path.with_name(f"{path.stem}.overwritten-{n}.npz")
         if not kept.exists():
             break
     else:
-        raise ValueError(f"cannot keep the vectors a forced rollback overwrites: too many files next to {str(path)!r}")
+        raise ValueError(f"cannot keep the vectors a forced {by} overwrites: too many files next to {str(path)!r}")
     meta = {
         "format": BACKUP_FORMAT,
         "nudge_version": __version__,
@@ -353,7 +370,7 @@ def _keep_overwritten(
         "store": store_identity(store),
         "store_repr": repr(store),
         "run": run if run is not None else str(data.meta.get("run", "unknown")),
-        "overwritten_by_rollback_with": str(path),
+        f"overwritten_by_{by}_with": str(path),
     }
     current = current.astype(np.float32)
     write_backup(kept, Backup(list(ids), current, meta, new.astype(np.float32), current.copy()))
