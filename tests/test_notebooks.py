@@ -121,3 +121,9 @@ def test_one_rule_of_significance_everywhere():
     assert "excludes 0" in RULE
     flat01 = " ".join(texts["01_training_pairs.ipynb"].split())
     assert "excludes 0" in flat01 and "not** evidence" in flat01 and "sign test" in flat01
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_first_cell_states_the_minutes(path):
+    first = "".join(json.loads(path.read_text())["cells"][0]["source"])
+    assert re.search(r"\*Time: about \d+ minutes with the exercise", first), path.name
