@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import numbers
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from .embedders import DEFAULT_BASE_URL, post_json
+from .embedders import endpoint_settings, post_json
 
 __all__ = ["CHAT_MODEL_VARIABLE", "ChatClient", "ChatServiceError", "chat_configured"]
 
@@ -128,36 +127,22 @@ class ChatClient:
             )
         if not isinstance(model, str):
             raise ValueError(f"model must be a non-empty string, got {model!r}")
-        base_url = base_url if base_url is not None else os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
-        if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
-            raise ValueError(f"base_url must be an http:// or https:// URL like {DEFAULT_BASE_URL!r}, got {base_url!r}")
-        api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
-        if not isinstance(api_key, str) or not api_key.strip():
-            raise ValueError(
-                "no API key: set the environment variable OPENAI_API_KEY or pass api_key=...; the key must "
-                f"belong to the service at {base_url.rstrip('/')}"
-            )
+        base_url, api_key = endpoint_settings(base_url, api_key, max_retries=max_retries, timeout=timeout, sleep=sleep)
         if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real) or not 0 <= temperature <= 2:
             raise ValueError(f"temperature must be a number from 0 to 2, got {temperature!r}")
         if max_tokens is not None and (
             isinstance(max_tokens, bool) or not isinstance(max_tokens, numbers.Integral) or max_tokens < 1
         ):
             raise ValueError(f"max_tokens must be a positive integer or None, got {max_tokens!r}")
-        if isinstance(max_retries, bool) or not isinstance(max_retries, numbers.Integral) or max_retries < 0:
-            raise ValueError(f"max_retries must be an integer >= 0, got {max_retries!r}")
-        if isinstance(timeout, bool) or not isinstance(timeout, numbers.Real) or not 0 < timeout < math.inf:
-            raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
-        if not callable(sleep):
-            raise ValueError(f"sleep must be a function of one argument (seconds), got {type(sleep).__name__}")
         self.model_name = model.strip()
-        self.base_url = base_url.rstrip("/")
+        self.base_url = base_url
         self.temperature = float(temperature)
         self.max_tokens = None if max_tokens is None else int(max_tokens)
         self.max_retries = int(max_retries)
         self.timeout = float(timeout)
         self.requests_sent = 0
         self.tokens_used = 0
-        self._api_key = api_key.strip()
+        self._api_key = api_key
         self._sleep = sleep
         self._url = f"{self.base_url}/chat/completions"
 

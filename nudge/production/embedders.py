@@ -49,6 +49,7 @@ __all__ = [
     "SentenceTransformerEmbedder",
     "check_texts",
     "document_text",
+    "endpoint_settings",
     "packaged_model_path",
     "post_json",
     "scifact_reproduction_error",
@@ -216,6 +217,34 @@ _MAX_RETRY_AFTER = 300.0  # cap on a server's Retry-After, so a typo there canno
 _SQL_CHUNK = 500  # placeholders per SELECT (SQLite's historical limit is 999)
 
 
+def endpoint_settings(
+    base_url: str | None, api_key: str | None, *, max_retries: object, timeout: object, sleep: object
+) -> tuple[str, str]:
+    """The checked settings of an OpenAI-compatible endpoint, shared by the embedder and the chat client.
+
+    ``base_url`` and ``api_key`` default to ``$OPENAI_BASE_URL`` (else :data:`DEFAULT_BASE_URL`) and
+    ``$OPENAI_API_KEY``. Returns ``(base_url without a trailing slash, key without surrounding
+    spaces)``; ``ValueError`` naming the argument otherwise. The key never appears in a message.
+    """
+    base_url = base_url if base_url is not None else os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
+    if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
+        raise ValueError(f"base_url must be an http:// or https:// URL like {DEFAULT_BASE_URL!r}, got {base_url!r}")
+    api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
+    if not isinstance(api_key, str) or not api_key.strip():
+        raise ValueError(
+            "no API key: set the environment variable OPENAI_API_KEY (e.g. in a .env file loaded before "
+            "starting Jupyter) or pass api_key=...; the key must belong to the service at "
+            f"{base_url.rstrip('/')}"
+        )
+    if isinstance(max_retries, bool) or not isinstance(max_retries, numbers.Integral) or max_retries < 0:
+        raise ValueError(f"max_retries must be an integer >= 0, got {max_retries!r}")
+    if isinstance(timeout, bool) or not isinstance(timeout, numbers.Real) or not 0 < timeout < math.inf:
+        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    if not callable(sleep):
+        raise ValueError(f"sleep must be a function of one argument (seconds), got {type(sleep).__name__}")
+    return base_url.rstrip("/"), api_key.strip()
+
+
 class OpenAIEmbedder:
     """Embeddings from any OpenAI-compatible ``POST {base_url}/embeddings`` endpoint.
 
@@ -278,27 +307,12 @@ class OpenAIEmbedder:
         model = model if model is not None else os.environ.get("NUDGE_EMBEDDING_MODEL") or DEFAULT_OPENAI_MODEL
         if not isinstance(model, str) or not model.strip():
             raise ValueError(f"model must be a non-empty string, got {model!r}")
-        base_url = base_url if base_url is not None else os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
-        if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
-            raise ValueError(f"base_url must be an http:// or https:// URL like {DEFAULT_BASE_URL!r}, got {base_url!r}")
-        api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
-        if not isinstance(api_key, str) or not api_key.strip():
-            raise ValueError(
-                "no API key: set the environment variable OPENAI_API_KEY (e.g. in a .env file loaded before "
-                "starting Jupyter) or pass api_key=...; the key must belong to the service at "
-                f"{base_url.rstrip('/')}"
-            )
+        base_url, api_key = endpoint_settings(base_url, api_key, max_retries=max_retries, timeout=timeout, sleep=sleep)
         if dimensions is not None:
             dimensions = check_positive_int(dimensions, "dimensions")
-        if isinstance(max_retries, bool) or not isinstance(max_retries, numbers.Integral) or max_retries < 0:
-            raise ValueError(f"max_retries must be an integer >= 0, got {max_retries!r}")
-        if isinstance(timeout, bool) or not isinstance(timeout, numbers.Real) or not 0 < timeout < math.inf:
-            raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
-        if not callable(sleep):
-            raise ValueError(f"sleep must be a function of one argument (seconds), got {type(sleep).__name__}")
 
         self.model_name = model
-        self.base_url = base_url.rstrip("/")
+        self.base_url = base_url
         self.dimensions = dimensions
         self.dim: int | None = dimensions
         self.batch_size = check_positive_int(batch_size, "batch_size")
@@ -307,7 +321,7 @@ class OpenAIEmbedder:
         self.progress = bool(progress)
         self.requests_sent = 0
         self.tokens_used = 0
-        self._api_key = api_key.strip()
+        self._api_key = api_key
         self._sleep = sleep
         self._url = f"{self.base_url}/embeddings"
         self.cache_path: Path | None = None
