@@ -1298,7 +1298,8 @@ def build_parser() -> argparse.ArgumentParser:
     rb.add_argument(
         "--force",
         action="store_true",
-        help="restore also vectors someone else changed since the apply, or with a backup of another store/run",
+        help="restore also vectors someone else changed since the apply, or from a backup of another run or "
+        "an older format (never a backup of another store or collection); what it overwrites is kept",
     )
     rb.set_defaults(func=cmd_rollback)
 
