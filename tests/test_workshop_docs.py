@@ -42,12 +42,24 @@ def _cells(path: Path) -> list[dict]:
     return json.loads(path.read_text(encoding="utf-8"))["cells"]
 
 
-def stated_minutes(path: Path) -> int:
-    """The minutes a notebook states in its first cell (``*Time: about N minutes ...``)."""
-    first = "".join(_cells(path)[0]["source"])
-    found = re.search(r"\*Time: about (\d+) minutes", first)
-    assert found, f"{path.name}: first cell states no '*Time: about N minutes' (update stated_minutes?)"
-    return int(found.group(1))
+def stated_minutes(path: Path) -> tuple[int, int | None]:
+    """The minutes a notebook states in its first cell (``Time: about N minutes ...``) and, when
+    the sentence breaks them down (``... quiz Q, ...``, tools/notebook_times.py), its quiz minutes."""
+    first = " ".join("".join(_cells(path)[0]["source"]).split())
+    found = re.search(r"Time: about (\d+) minutes([^)]*\))?", first)
+    assert found, f"{path.name}: first cell states no 'Time: about N minutes' (update stated_minutes?)"
+    quiz = re.search(r"\bquiz (\d+)", found.group(0))
+    return int(found.group(1)), int(quiz.group(1)) if quiz else None
+
+
+def test_stated_minutes_reads_both_sentences(tmp_path):
+    for sentence, expected in (
+        ("*Time: about 20 minutes with the exercise (estimate: ...). Everything runs offline*", (20, None)),
+        ("*Time: about 31 minutes (reading and running 14, quiz 2, exercise 15 as a timebox; ...).*", (31, 2)),
+    ):
+        path = tmp_path / "nb.ipynb"
+        path.write_text(json.dumps({"cells": [{"cell_type": "markdown", "source": [sentence]}]}))
+        assert stated_minutes(path) == expected
 
 
 def outputs_text(path: Path) -> str:
@@ -175,7 +187,7 @@ def agenda() -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def stated() -> dict[str, int]:
+def stated() -> dict[str, tuple[int, int | None]]:
     return {p.name[:2]: stated_minutes(p) for p in NOTEBOOKS}
 
 
@@ -189,9 +201,12 @@ def test_agenda_plan_adds_up(agenda, stated, plan):
         number = re.match(r"(\d\d) · ", block)
         if number:
             notebooks += 1
-            assert int(notebook) == stated[number.group(1)], (
-                f"{plan}: notebook {number.group(1)} states {stated[number.group(1)]} minutes, the agenda {notebook}"
+            total, in_notebook_quiz = stated[number.group(1)]
+            assert int(notebook) == total, (
+                f"{plan}: notebook {number.group(1)} states {total} minutes, the agenda {notebook}"
             )
+            if in_notebook_quiz is not None:  # the notebook's minutes already count its quiz
+                assert int(quiz) == 0, f"{plan}: {block!r} counts the quiz twice (the notebook states quiz minutes)"
             assert int(minutes) == int(notebook) + int(quiz) + int(discussion), f"{plan}: {block!r}"
         else:
             assert not (notebook or quiz or discussion), f"{plan}: {block!r} is not a notebook"
@@ -203,7 +218,7 @@ def test_optional_notebooks_cite_their_stated_minutes(agenda, stated):
     rows = [r for r in _plan_rows(agenda["Optional notebooks"]) if r[0] != "notebook"]
     assert rows
     for notebook, minutes, _ in rows:
-        assert int(minutes) == stated[notebook[:2]], notebook
+        assert int(minutes) == stated[notebook[:2]][0], notebook
 
 
 def test_every_notebook_is_in_the_agenda(agenda, stated):
