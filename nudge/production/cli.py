@@ -1588,7 +1588,6 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--k", type=int, default=1, help="gamma maximises the validation share of answers in the top k")
     fit.add_argument(
         "--embedder",
-        choices=EMBEDDERS,
         help="tessera (bundled vectors), local (all-MiniLM-L6-v2, the default) or openai; not with --doc-vectors",
     )
     fit.add_argument("--cache-dir", help="embedding cache folder for --embedder openai")
