@@ -149,7 +149,9 @@ def test_load_vectors_keeps_the_stored_values(tmp_path):
 @pytest.fixture(scope="module")
 def vector_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("own") / "run"
-    assert main(["fit", str(DATA), "--out", str(out), "--method", "M", *FILES, "--vectors-model", "all-MiniLM-L6-v2"]) == 0
+    assert (
+        main(["fit", str(DATA), "--out", str(out), "--method", "M", *FILES, "--vectors-model", "all-MiniLM-L6-v2"]) == 0
+    )
     return out
 
 
