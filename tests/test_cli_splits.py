@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+from typing import ClassVar
 
 import pytest
 
@@ -259,7 +260,7 @@ def test_load_pairs_on_a_folder_points_to_load_beir(tmp_path):
 
 # ------------------------------------------------------------------------------- progress bars
 class _FakeModel:
-    made: list[dict] = []
+    made: ClassVar[list[dict]] = []
 
     def __init__(self, *args, **kwargs) -> None:
         _FakeModel.made.append(kwargs)

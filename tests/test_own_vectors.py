@@ -67,7 +67,7 @@ def test_vectors_are_looked_up_by_id_as_unit_rows():
 def test_bad_document_vectors_name_the_source_and_the_ids(change, message):
     docs, ids = change(*arrays())
     queries, query_ids = arrays(2, seed=1)
-    with pytest.raises(ValueError, match="^corpus.npy: ") as info:
+    with pytest.raises(ValueError, match=r"^corpus\.npy: ") as info:
         PrecomputedEmbedder(docs, ids, queries, query_ids, doc_source="corpus.npy")
     assert message in str(info.value) and "\n" not in str(info.value)
 
@@ -75,7 +75,7 @@ def test_bad_document_vectors_name_the_source_and_the_ids(change, message):
 def test_dimensions_must_agree():
     docs, ids = arrays(d=3)
     queries, query_ids = arrays(2, d=4)
-    with pytest.raises(ValueError, match="dimension 3 but the query vectors .* dimension 4"):
+    with pytest.raises(ValueError, match=r"dimension 3 but the query vectors .* dimension 4"):
         PrecomputedEmbedder(docs, ids, queries, query_ids)
 
 
