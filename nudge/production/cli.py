@@ -8,9 +8,13 @@
     nudge apply RUN --store STORE --collection C    # write the moved vectors by id (--dry-run: only report)
     nudge rollback RUN --store STORE --collection C # put the original vectors back
     nudge update RUN NEW_PAIRS                      # new labelled pairs: re-pick gamma, rewrite the artefacts
+    nudge validate DATA                             # every skipped or suspicious row, with file and line
 
 DATA and NEW_PAIRS are any dataset the kit reads: a LlamaIndex JSON file, a BEIR folder, or a
-CSV/JSONL of (query, document) pairs. STORE is qdrant:FOLDER (embedded Qdrant), qdrant+http://HOST:PORT
+CSV/JSONL of (query, document) pairs. Your own vectors (no embedding): `nudge fit DATA --doc-vectors F
+[--doc-ids F] --query-vectors F [--query-ids F]`, looked up by document and query id. Your own
+test set: `--test-split NAME` (BEIR qrels, with `--split NAME` for training) or `--test FILE`;
+DATA is then split into train and validation only. STORE is qdrant:FOLDER (embedded Qdrant), qdrant+http://HOST:PORT
 (a Qdrant server), milvus:FILE.db (Milvus Lite) or milvus+http://HOST:PORT (a Milvus server); the
 stores need the optional extra: pip install -e ".[stores]".
 
@@ -317,19 +321,15 @@ def _check_data_unchanged(run: dict, run_dir: Path) -> None:
 
 
 def load_valid(path: str | os.PathLike, **kwargs: object) -> RetrievalDataset:
-    """The dataset at ``path`` (``kwargs``: ``split`` of a BEIR folder); one ``ValueError`` when its validation
-    report has errors, naming the first rows and the command that prints them all (``nudge validate``)."""
+    """The dataset at ``path`` (``kwargs``: ``split`` of a BEIR folder); a ``ValueError`` when its validation
+    report has errors: the report's summary (the first rows of each kind, with file and line) and the
+    command that prints every row (``nudge validate``)."""
     dataset, report = load_dataset(path, **kwargs)
     if not report.ok:
-        errors = report.errors
-        shown = "; ".join(str(p) for p in errors[:3]) + (f"; and {len(errors) - 3} more" if len(errors) > 3 else "")
         split = kwargs.get("split")
         split = [split] if isinstance(split, str) else split
         command = shlex.join(["nudge", "validate", str(path), *(["--split", ",".join(split)] if split else [])])
-        raise ValueError(
-            f"{path}: {len(errors)} error(s) in the data, the rows concerned would be skipped: {shown}. Every row "
-            f"with its file and line: `{command}`"
-        )
+        raise ValueError(f"{report.summary()}\nnothing was written; every row with its file and line: `{command}`")
     return dataset
 
 

@@ -8,6 +8,12 @@ Every embedder has ``model_name``, ``dim`` and two methods, ``embed_documents(te
     docs = emb.embed_documents([document_text(d["title"], d["text"]) for d in corpus])
     queries = emb.embed_queries([q["text"] for q in train_queries])
 
+Vectors you already have are looked up by document and query *id* instead (no model, no texts)::
+
+    emb = PrecomputedEmbedder.from_files("corpus.npy", "queries.npy", doc_ids="corpus_ids.txt",
+                                         query_ids="query_ids.txt")
+    docs = emb.document_vectors(dataset.doc_ids)
+
 The core package needs only numpy: :class:`OpenAIEmbedder` talks HTTP with the standard library and
 caches vectors in SQLite; :class:`SentenceTransformerEmbedder` imports sentence-transformers (and so
 torch) only when it is constructed. Nothing here ever downloads a model.
