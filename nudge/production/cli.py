@@ -492,6 +492,11 @@ def _check_no_leak(train: RetrievalDataset, labelled: list[str], test: TestSet) 
         raise ValueError(
             f"{test.where}: {len(same_id)} test question(s) are also labelled in DATA's training qrels, first "
             f"{', '.join(repr(q) for q in same_id[:3])}: a hold-out test must be unseen; remove them from one side"
+            + (
+                " (DATA's qrels are chosen with --split, e.g. --split train; the default is test)"
+                if test.where.startswith("--test-split")
+                else ""
+            )
         )
     seen = {normalise_text(train.queries[q]): q for q in labelled}
     twins = [(q, seen[normalise_text(t)]) for q, t in test.view.queries.items() if normalise_text(t) in seen]
