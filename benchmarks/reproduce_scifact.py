@@ -23,8 +23,10 @@ from nudge.production.datasets import load_beir
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def reproduce(folder: Path, seeds: int = 40) -> dict:
-    """nDCG@10 on SciFact's test queries: ``{"base": float, "M": [per seed], "N": [per seed]}``."""
+def protocol(folder: Path):
+    """``(corpus, test, sets)``: the document vectors, the test QuerySet (BEIR test), and ``sets(seed)`` giving the
+    (train, validation) QuerySets of one seeded 80/20 split of BEIR's train queries, as ``nudge fit --split train
+    --test-split test --seed SEED`` splits them."""
     emb = folder / "embeddings" / "all-MiniLM-L6-v2"
     corpus = np.load(emb / "corpus.npy")
     queries = np.load(emb / "queries.npy")
@@ -36,13 +38,24 @@ def reproduce(folder: Path, seeds: int = 40) -> dict:
     def query_set(ds, ids):
         return QuerySet(queries[[row[q] for q in ids]], ds.answers(ids, doc_ids))
 
-    test = query_set(test_ds, test_ds.answered_query_ids)
     train_ids = train_ds.answered_query_ids
+
+    def sets(seed: int) -> tuple[QuerySet, QuerySet]:
+        split = split_queries(len(train_ids), val_fraction=0.2, test_fraction=0.0, seed=seed)
+        return (
+            query_set(train_ds, [train_ids[i] for i in split.train]),
+            query_set(train_ds, [train_ids[i] for i in split.val]),
+        )
+
+    return corpus, query_set(test_ds, test_ds.answered_query_ids), sets
+
+
+def reproduce(folder: Path, seeds: int = 40) -> dict:
+    """nDCG@10 on SciFact's test queries: ``{"base": float, "M": [per seed], "N": [per seed]}``."""
+    corpus, test, sets = protocol(folder)
     out = {"base": evaluate_embeddings(corpus, test)["ndcg@10"], "M": [], "N": [], "n_test": len(test)}
     for seed in range(seeds):
-        split = split_queries(len(train_ids), val_fraction=0.2, test_fraction=0.0, seed=seed)
-        train = query_set(train_ds, [train_ids[i] for i in split.train]).to_dict()
-        val = query_set(train_ds, [train_ids[i] for i in split.val]).to_dict()
+        train, val = (s.to_dict() for s in sets(seed))
         out["M"].append(evaluate_embeddings(NUDGEM().finetune_embeddings(corpus, train, val), test)["ndcg@10"])
         out["N"].append(evaluate_embeddings(NUDGEN().finetune_embeddings(corpus, train, val), test)["ndcg@10"])
     return out

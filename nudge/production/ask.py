@@ -93,11 +93,9 @@ def _embedder(option: str, cache_dir: str | None):
 
 
 def _corpus(run_dir: Path, run: dict, doc_ids: list[str]) -> dict[str, str]:
-    from .cli import ADDED_FILE
-    from .datasets import load_dataset
+    from .cli import ADDED_FILE, load_valid
 
-    dataset, report = load_dataset(run["data"])
-    report.raise_if_errors()
+    dataset = load_valid(run["data"], **({"split": run["beir_split"]} if run.get("beir_split") else {}))
     texts = dict(dataset.corpus)
     if (run_dir / ADDED_FILE).is_file():
         texts.update(json.loads((run_dir / ADDED_FILE).read_text(encoding="utf-8")))
@@ -114,6 +112,12 @@ def _question_vector(args: argparse.Namespace, run: dict) -> np.ndarray:
     option = args.embedder or run.get("embedder_option")
     if option is None:
         raise ValueError("run.json does not say which --embedder made the run: pass --embedder")
+    if option == "precomputed":  # a run fit on --doc-vectors/--query-vectors: no model to embed a new question
+        raise ValueError(
+            f"the run was fit on precomputed vectors (model {run['embedder']!r}): pass --embedder with the model "
+            "that made them (e.g. --embedder local for all-MiniLM-L6-v2 vectors fit with --vectors-model "
+            "all-MiniLM-L6-v2)"
+        )
     embedder = _embedder(option, args.cache_dir or run.get("cache_dir"))
     if embedder.model_name != run["embedder"]:
         raise ValueError(

@@ -8,9 +8,13 @@
     nudge apply RUN --store STORE --collection C    # write the moved vectors by id (--dry-run: only report)
     nudge rollback RUN --store STORE --collection C # put the original vectors back
     nudge update RUN NEW_PAIRS                      # new labelled pairs: re-pick gamma, rewrite the artefacts
+    nudge validate DATA                             # every skipped or suspicious row, with file and line
 
 DATA and NEW_PAIRS are any dataset the kit reads: a LlamaIndex JSON file, a BEIR folder, or a
-CSV/JSONL of (query, document) pairs. STORE is qdrant:FOLDER (embedded Qdrant), qdrant+http://HOST:PORT
+CSV/JSONL of (query, document) pairs. Your own vectors (no embedding): `nudge fit DATA --doc-vectors F
+[--doc-ids F] --query-vectors F [--query-ids F]`, looked up by document and query id. Your own
+test set: `--test-split NAME` (BEIR qrels, with `--split NAME` for training) or `--test FILE`;
+DATA is then split into train and validation only. STORE is qdrant:FOLDER (embedded Qdrant), qdrant+http://HOST:PORT
 (a Qdrant server), milvus:FILE.db (Milvus Lite) or milvus+http://HOST:PORT (a Milvus server); the
 stores need the optional extra: pip install -e ".[stores]".
 
@@ -59,6 +63,9 @@ BACKUP_FILE = "store_backup.npz"
 ADDED_FILE = "added_documents.json"  # texts of the documents `nudge update` appended (id -> text)
 COMMIT_FILE = "COMMITTED"  # in a staging folder: every file is written, move them all
 EMBEDDERS = ("tessera", "local", "openai")
+PRECOMPUTED = "precomputed"  # run.json embedder_option of a run fit on --doc-vectors/--query-vectors
+PRECOMPUTED_MODEL = "precomputed"  # its embedder name unless --vectors-model names the model
+TEST_PREFIX = "test:"  # split.test ids of a --test FILE's questions (its ids may equal DATA's)
 STORE_FORMS = "qdrant:FOLDER, qdrant+http://HOST:PORT, milvus:FILE.db or milvus+http://HOST:PORT"
 _CLIENT_MODULES = {"qdrant_client", "pymilvus", "milvus_lite", "httpx", "httpcore", "grpc", "sqlite3", "portalocker"}
 LOCK_FILE = ".nudge.lock"
@@ -66,7 +73,7 @@ LOCK_TIMEOUT = float(os.environ.get("NUDGE_LOCK_TIMEOUT", "600"))  # seconds a c
 
 
 # ---------------------------------------------------------------------------------- shared helpers
-def _embedder(name: str, cache_dir: str | None):
+def _embedder(name: str, cache_dir: str | None, *, progress: bool = False):
     if name == "tessera":
         from ..teaching.bundled import tessera_embedder
 
@@ -74,7 +81,7 @@ def _embedder(name: str, cache_dir: str | None):
     if name == "local":
         from .embedders import SentenceTransformerEmbedder
 
-        return SentenceTransformerEmbedder(progress=True)
+        return SentenceTransformerEmbedder(progress=progress)  # another library's bars: only with --progress
     if name == "openai":
         from .embedders import OpenAIEmbedder
 
@@ -137,8 +144,9 @@ def _check_run(run: dict, path: Path) -> None:
     for field in ("run_id", "embedder_option", "cache_dir", "nudge"):
         if field in run:
             text(field, run[field], optional=field != "run_id")
-    if "embedder_option" in run and run["embedder_option"] is not None and run["embedder_option"] not in EMBEDDERS:
-        raise bad("embedder_option", f"must be one of {', '.join(EMBEDDERS)}, got {run['embedder_option']!r}")
+    options = (*EMBEDDERS, PRECOMPUTED)
+    if "embedder_option" in run and run["embedder_option"] is not None and run["embedder_option"] not in options:
+        raise bad("embedder_option", f"must be one of {', '.join(options)}, got {run['embedder_option']!r}")
     if "seed" in run and (not isinstance(run["seed"], int) or isinstance(run["seed"], bool) or run["seed"] < 0):
         raise bad("seed", f"must be a whole number >= 0, got {run['seed']!r}")
     split = run["split"]
@@ -153,6 +161,7 @@ def _check_run(run: dict, path: Path) -> None:
         both = set(parts[a]) & set(parts[b])
         if both:
             raise bad(f"split.{a}", f"shares {len(both)} question(s) with split.{b}, e.g. {sorted(both)[0]!r}")
+    _check_sources(run, bad, text)
     updates = run.get("updates", [])
     if not isinstance(updates, list):
         raise bad("updates", f"must be a list of update records, got {_short(updates)}")
@@ -167,6 +176,65 @@ def _check_run(run: dict, path: Path) -> None:
         for key in ("train", "val"):
             if key in record:
                 id_list(f"{field}.{key}", record[key])
+        if "vectors" in record:
+            _check_vector_record(record["vectors"], f"{field}.vectors", bad, text)
+
+
+def _check_sources(run: dict, bad: Callable[[str, str], ValueError], text: Callable[..., None]) -> None:
+    """run.json's record of what the run read: fractions, BEIR qrels files, a given test set, vector files."""
+    for field in ("val_fraction", "test_fraction"):
+        value = run.get(field)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1):
+            raise bad(field, f"must be a number strictly between 0 and 1 (or null), got {value!r}")
+
+    def split_list(field: str, value: object) -> None:
+        if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
+            raise bad(field, f"must be a non-empty list of qrels names such as ['train'], got {_short(value)}")
+
+    if "beir_split" in run:
+        split_list("beir_split", run["beir_split"])
+    if "test" in run:
+        test = run["test"]
+        if not isinstance(test, dict):
+            raise bad("test", f"must be an object describing the given test set, got {_short(test)}")
+        if test.get("kind") not in ("split", "file"):
+            raise bad("test.kind", f"must be 'split' (--test-split) or 'file' (--test), got {test.get('kind')!r}")
+        for key in ("data", "sha256"):
+            text(f"test.{key}", test.get(key))
+        if test["kind"] == "split":
+            split_list("test.beir_split", test.get("beir_split"))
+        prefix = test.get("query_id_prefix", "")
+        if not isinstance(prefix, str):
+            raise bad("test.query_id_prefix", f"must be a string, got {prefix!r}")
+        wrong = [q for q in run["split"]["test"] if not q.startswith(prefix)]
+        if wrong:
+            raise bad("split.test", f"names {wrong[0]!r}, not a question of the given test set (ids start with "
+                      f"{prefix!r})")  # fmt: skip
+    if run.get("embedder_option") == PRECOMPUTED and "vectors" not in run:
+        raise bad("vectors", "is missing (the vector files of a run fit on precomputed vectors)")
+    if "vectors" in run:
+        _check_vector_record(run["vectors"], "vectors", bad, text)
+
+
+def _check_vector_record(record: object, field: str, bad: Callable[[str, str], ValueError], text) -> None:
+    if not isinstance(record, dict):
+        raise bad(field, f"must be an object with 'documents' and 'queries', got {_short(record)}")
+    for side in ("documents", "queries"):
+        entry = record.get(side)
+        if not isinstance(entry, dict):
+            raise bad(f"{field}.{side}", f"must be an object naming the vector file, got {_short(entry)}")
+        for key in ("vectors", "vectors_sha256"):
+            text(f"{field}.{side}.{key}", entry.get(key))
+        for key in ("ids", "ids_sha256"):
+            text(f"{field}.{side}.{key}", entry.get(key), optional=True)
+        if (entry.get("ids") is None) != (entry.get("ids_sha256") is None):
+            raise bad(f"{field}.{side}", "must give both 'ids' and 'ids_sha256', or neither")
+        unused = entry.get("unused", 0)
+        if isinstance(unused, bool) or not isinstance(unused, int) or unused < 0:
+            raise bad(f"{field}.{side}.unused", f"must be a whole number >= 0, got {unused!r}")
+    dim = record.get("dim", 1)
+    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
+        raise bad(f"{field}.dim", f"must be a whole number >= 1, got {dim!r}")
 
 
 def _short(value: object) -> str:
@@ -252,9 +320,16 @@ def _check_data_unchanged(run: dict, run_dir: Path) -> None:
         )
 
 
-def _load_checked(path: str | os.PathLike) -> RetrievalDataset:
-    dataset, report = load_dataset(path)
-    report.raise_if_errors()
+def load_valid(path: str | os.PathLike, **kwargs: object) -> RetrievalDataset:
+    """The dataset at ``path`` (``kwargs``: ``split`` of a BEIR folder); a ``ValueError`` when its validation
+    report has errors: the report's summary (the first rows of each kind, with file and line) and the
+    command that prints every row (``nudge validate``)."""
+    dataset, report = load_dataset(path, **kwargs)
+    if not report.ok:
+        split = kwargs.get("split")
+        split = [split] if isinstance(split, str) else split
+        command = shlex.join(["nudge", "validate", str(path), *(["--split", ",".join(split)] if split else [])])
+        raise ValueError(f"{report.summary()}\nnothing was written; every row with its file and line: `{command}`")
     return dataset
 
 
@@ -301,13 +376,186 @@ def _check_fit_args(args: argparse.Namespace) -> None:
         raise ValueError(f"--seed must be a whole number >= 0, got {args.seed}")
     if args.k < 1:
         raise ValueError(f"--k must be a whole number >= 1, got {args.k}")
-    if not 0 < args.test_fraction < 1:
+    if args.test_split is not None and args.test is not None:
+        raise ValueError("--test-split and --test exclude each other: give the hold-out test set once")
+    if args.test_fraction is not None and (args.test_split is not None or args.test is not None):
+        raise ValueError(
+            "--test-fraction carves a hold-out test out of DATA, but a test set is given (--test-split or --test): "
+            "drop --test-fraction"
+        )
+    if args.test_fraction is not None and not 0 < args.test_fraction < 1:
         raise ValueError(
             f"--test-fraction must lie strictly between 0 and 1, got {args.test_fraction}: a run needs hold-out "
             "test questions for `nudge evaluate`"
         )
     if not 0 < args.val_fraction < 1:
         raise ValueError(f"--val-fraction must lie strictly between 0 and 1, got {args.val_fraction}")
+    is_folder = Path(args.data).is_dir()
+    for option, value in (("--split", args.split), ("--test-split", args.test_split)):
+        if value is not None and not is_folder:
+            raise ValueError(f"{option} picks qrels files of a BEIR folder, but DATA {args.data!r} is not a folder")
+        if value is not None and not all(_split_names(value)):
+            raise ValueError(f"{option} must name qrels files, e.g. train or train,dev; got {value!r}")
+    if args.test is not None and not Path(args.test).exists():
+        raise ValueError(f"--test {args.test!r} does not exist")
+    _check_vector_args(args)
+
+
+def _check_vector_args(args: argparse.Namespace) -> None:
+    """``--doc-vectors`` / ``--query-vectors`` (and their ids files) go together, and exclude ``--embedder``."""
+    given = {"--doc-vectors": args.doc_vectors, "--query-vectors": args.query_vectors}
+    if any(given.values()) and not all(given.values()):
+        have = next(o for o, v in given.items() if v)
+        need = next(o for o, v in given.items() if not v)
+        raise ValueError(f"{have} needs {need} too: precomputed vectors are looked up by id for documents and queries")
+    for ids, value, vectors in (("--doc-ids", args.doc_ids, "--doc-vectors"), ("--query-ids", args.query_ids,
+                                                                              "--query-vectors")):  # fmt: skip
+        if value is not None and not given[vectors]:
+            raise ValueError(f"{ids} names the ids of {vectors}, which is not given")
+    if all(given.values()) and args.embedder is not None:
+        raise ValueError(
+            f"--embedder {args.embedder} and --doc-vectors/--query-vectors exclude each other: a run uses either "
+            "precomputed vectors (no embedding) or a model"
+        )
+    if args.vectors_model is not None and not all(given.values()):
+        raise ValueError("--vectors-model names the model of --doc-vectors/--query-vectors, which are not given")
+
+
+def _split_names(value: str) -> list[str]:
+    return [s.strip() for s in value.split(",")]
+
+
+def _beir_kwargs(splits: object) -> dict[str, object]:
+    return {"split": splits} if splits else {}
+
+
+def _load_run_data(run: dict) -> RetrievalDataset:
+    """The run's data as `nudge fit` read it (the same BEIR qrels files)."""
+    return load_valid(run["data"], **_beir_kwargs(run.get("beir_split")))
+
+
+def _test_record(args: argparse.Namespace, data: Path) -> dict | None:
+    """run.json's ``test`` record of a given test set (``--test-split`` or ``--test``), or None (carved)."""
+    if args.test_split is not None:
+        return {"kind": "split", "data": str(data.resolve()), "sha256": _data_sha256(data),
+                "beir_split": _split_names(args.test_split), "query_id_prefix": ""}  # fmt: skip
+    if args.test is not None:
+        path = Path(args.test)
+        return {"kind": "file", "data": str(path.resolve()), "sha256": _data_sha256(path),
+                "query_id_prefix": TEST_PREFIX}  # fmt: skip
+    return None
+
+
+@dataclass(frozen=True)
+class TestSet:
+    """A run's given test set over the run's documents.
+
+    ``view`` keys queries as in ``split.test`` (with the record's prefix) and names run document
+    ids; ``added`` holds its documents the run's data lacks (run id -> text) and ``file_ids`` the
+    id each of those has in the test set's own files (to look up precomputed vectors).
+    """
+
+    view: RetrievalDataset
+    added: dict[str, str]
+    file_ids: dict[str, str]
+    where: str
+
+
+def _test_set(record: dict, texts: dict[str, str]) -> TestSet:
+    """The test set of a run.json ``test`` record, checked unchanged; ``texts`` = the run's documents."""
+    path = Path(record["data"])
+    where = f"the run's test set {str(path)!r}"
+    if not path.exists():
+        raise ValueError(f"{where} (run.json test.data) does not exist any more")
+    if _data_sha256(path) != record["sha256"]:
+        raise ValueError(f"{where} changed since `nudge fit` (SHA-256 differs from run.json test.sha256): put the "
+                         "original back, or fit a new run")  # fmt: skip
+    test = load_valid(path, **_beir_kwargs(record.get("beir_split")))
+    prefix = record.get("query_id_prefix", "")
+    by_id = not (path.is_file() and path.suffix.lower() in (*PAIR_TABLE_SUFFIXES, *JSONL_SUFFIXES))
+    mapping, added = _match_documents(test, texts, by_id=by_id, prefix="test-")
+    answered = test.answered_query_ids
+    queries = {prefix + q: test.queries[q] for q in answered}
+    relevant = {prefix + q: {mapping[d]: g for d, g in test.relevant[q].items()} for q in answered}
+    file_ids = {nid: fid for fid, nid in mapping.items() if nid in added}
+    label = "--test-split " + ",".join(record["beir_split"]) if record["kind"] == "split" else f"--test {path}"
+    return TestSet(RetrievalDataset(queries, {**texts, **added}, relevant), added, file_ids, label)
+
+
+def _check_no_leak(train: RetrievalDataset, labelled: list[str], test: TestSet) -> None:
+    """A hold-out test question must not be a labelled question of DATA: the same id (one qrels question in both
+    sets) is refused; the same text under other ids (real benchmarks have a few) is reported, not refused."""
+    from .streaming import normalise_text
+
+    same_id = [q for q in test.view.relevant if q in set(labelled)]
+    if same_id:
+        raise ValueError(
+            f"{test.where}: {len(same_id)} test question(s) are also labelled in DATA's training qrels, first "
+            f"{', '.join(repr(q) for q in same_id[:3])}: a hold-out test must be unseen; remove them from one side"
+            + (
+                " (DATA's qrels are chosen with --split, e.g. --split train; the default is test)"
+                if test.where.startswith("--test-split")
+                else ""
+            )
+        )
+    seen = {normalise_text(train.queries[q]): q for q in labelled}
+    twins = [(q, seen[normalise_text(t)]) for q, t in test.view.queries.items() if normalise_text(t) in seen]
+    if twins:
+        pairs = ", ".join(f"{q!r} = {t!r}" for q, t in twins[:3])
+        print(f"note: {len(twins)} test question(s) have the same text as a training or validation question of "
+              f"DATA ({pairs}); they are kept as the test set gives them", file=sys.stderr, flush=True)  # fmt: skip
+
+
+def _precomputed_vectors(args, parts, dataset, doc_ids, test_record, test):
+    """``(embedder, document vectors, query vectors, run.json record)`` from the files of ``--doc-vectors`` and
+    ``--query-vectors``; every document and labelled question of the run must have a vector."""
+    from .embedders import PrecomputedEmbedder
+
+    emb = PrecomputedEmbedder.from_files(
+        args.doc_vectors, args.query_vectors, doc_ids=args.doc_ids, query_ids=args.query_ids,
+        model_name=args.vectors_model or PRECOMPUTED_MODEL,
+    )  # fmt: skip
+    prefix = test_record["query_id_prefix"] if test_record else ""
+    test_ids = [q[len(prefix) :] for q in parts["test"]] if test_record else parts["test"]
+    file_docs = [test.file_ids.get(d, d) for d in doc_ids] if test is not None else doc_ids
+    if test is not None and test_record["kind"] == "file":  # one vectors file per side: ids must not collide
+        clash = [q for q in test_ids if q in dataset.queries]
+        clash_docs = [fid for fid in test.file_ids.values() if fid in dataset.corpus]
+        if clash or clash_docs:
+            what, ids = ("question", clash) if clash else ("document", clash_docs)
+            raise ValueError(
+                f"--test {args.test}: {len(ids)} {what} id(s) are also ids of DATA, first {ids[0]!r}: one vectors file "
+                "cannot tell them apart; give the test set's own ids (e.g. a BEIR folder or LlamaIndex file)"
+            )
+    query_ids = parts["train"] + parts["val"] + test_ids
+    emb.check_covers(file_docs, query_ids)
+    unused = emb.unused(file_docs, query_ids)
+    record: dict[str, object] = {"dim": emb.dim}
+    for side, vectors, ids, n in (
+        ("documents", args.doc_vectors, args.doc_ids, unused[0]),
+        ("queries", args.query_vectors, args.query_ids, unused[1]),
+    ):
+        record[side] = {**_vector_files(vectors, ids), "unused": n}
+    print(f"precomputed vectors of dimension {emb.dim}, nothing embedded; unused (not in this run's data): "
+          f"{unused[0]} document and {unused[1]} query vectors", flush=True)  # fmt: skip
+    return emb, emb.document_vectors(file_docs), emb.query_vectors(query_ids), record
+
+
+def _vector_files(vectors: str, ids: str | None) -> dict[str, object]:
+    """A vector file and its ids file, with their SHA-256 fingerprints (run.json ``vectors``)."""
+    from .embedders import file_sha256
+
+    return {
+        "vectors": str(Path(vectors).resolve()),
+        "vectors_sha256": file_sha256(vectors),
+        "ids": None if ids is None else str(Path(ids).resolve()),
+        "ids_sha256": None if ids is None else file_sha256(ids),
+    }
+
+
+def _source_note(beir_split: list[str] | None, test: TestSet | None) -> str:
+    note = f" (qrels {', '.join(beir_split)})" if beir_split else ""
+    return note + (f"; hold-out test from {test.where}" if test is not None else "")
 
 
 def cmd_fit(args: argparse.Namespace) -> None:
@@ -316,26 +564,56 @@ def cmd_fit(args: argparse.Namespace) -> None:
     if out.name in ("", ".", ".."):  # `--out .` or `--out ..`: the folder's own name is needed to set it aside
         out = out.resolve()
     _check_out(out)  # before loading, embedding and fitting
-    dataset = _load_checked(args.data)
+    data = Path(args.data)
+    beir_split = (_split_names(args.split) if args.split is not None else ["test"]) if data.is_dir() else None
+    dataset = load_valid(args.data, **_beir_kwargs(beir_split))
+    test_record = _test_record(args, data)
     qids = dataset.answered_query_ids
-    if len(qids) < 3:
+    test = None
+    if test_record is None:
+        if len(qids) < 3:
+            raise ValueError(
+                f"{args.data} has {len(qids)} labelled question(s) (a question with at least one relevant document): "
+                "at least 3 are needed (train, validation, test)"
+            )
+        test_fraction = 0.2 if args.test_fraction is None else args.test_fraction
+        split = split_queries(len(qids), val_fraction=args.val_fraction, test_fraction=test_fraction, seed=args.seed)
+        parts = {name: [qids[i] for i in getattr(split, name)] for name in ("train", "val", "test")}
+    else:  # a given hold-out test: DATA is split into train and validation only
+        test_fraction = None
+        if len(qids) < 2:
+            raise ValueError(f"{args.data} has {len(qids)} labelled question(s): at least 2 are needed (train and "
+                             "validation)")  # fmt: skip
+        split = split_queries(len(qids), val_fraction=args.val_fraction, test_fraction=0.0, seed=args.seed)
+        parts = {name: [qids[i] for i in getattr(split, name)] for name in ("train", "val")}
+        test = _test_set(test_record, dict(dataset.corpus))
+        if not test.view.relevant:
+            raise ValueError(f"{test.where}: no labelled question (a question with a relevant document) to test on")
+        _check_no_leak(dataset, qids, test)
+        parts["test"] = list(test.view.relevant)
+    n_labelled = sum(len(v) for v in parts.values())
+    print(f"{n_labelled} labelled questions: {', '.join(f'{len(v)} {k}' for k, v in parts.items())}"
+          + _source_note(beir_split, test), flush=True)  # fmt: skip
+    added = test.added if test is not None else {}
+    doc_ids = dataset.doc_ids + list(added)
+    if args.k > len(doc_ids):
         raise ValueError(
-            f"{args.data} has {len(qids)} labelled question(s) (a question with at least one relevant document): "
-            "at least 3 are needed (train, validation, test)"
+            f"--k {args.k} is larger than the number of documents of {args.data} ({len(doc_ids)}): the "
+            f"largest allowed is {len(doc_ids)}"
         )
-    split = split_queries(len(qids), val_fraction=args.val_fraction, test_fraction=args.test_fraction, seed=args.seed)
-    parts = {name: [qids[i] for i in getattr(split, name)] for name in ("train", "val", "test")}
-    print(f"{len(qids)} labelled questions: {', '.join(f'{len(v)} {k}' for k, v in parts.items())}", flush=True)
-    if args.k > len(dataset.doc_ids):
-        raise ValueError(
-            f"--k {args.k} is larger than the number of documents of {args.data} ({len(dataset.doc_ids)}): the "
-            f"largest allowed is {len(dataset.doc_ids)}"
-        )
-    embedder = _embedder(args.embedder, args.cache_dir)
-    doc_ids = dataset.doc_ids
-    docs = embedder.embed_documents([dataset.corpus[d] for d in doc_ids])
-    queries = embedder.embed_queries([dataset.queries[q] for q in qids])
-    row = {q: i for i, q in enumerate(qids)}
+    all_q = parts["train"] + parts["val"] + parts["test"]
+    vectors_record = None
+    if args.doc_vectors:
+        embedder, docs, queries, vectors_record = _precomputed_vectors(args, parts, dataset, doc_ids, test_record, test)
+        option = PRECOMPUTED
+    else:
+        option = args.embedder or "local"
+        embedder = _embedder(option, args.cache_dir, progress=args.progress)
+        texts = {**dataset.queries, **(test.view.queries if test is not None else {})}
+        corpus = {**dataset.corpus, **added}
+        docs = embedder.embed_documents([corpus[d] for d in doc_ids])
+        queries = embedder.embed_queries([texts[q] for q in all_q])
+    row = {q: i for i, q in enumerate(all_q)}
 
     def query_set(ids):
         return QuerySet(queries[[row[q] for q in ids]], dataset.answers(ids, doc_ids))
@@ -343,23 +621,33 @@ def cmd_fit(args: argparse.Namespace) -> None:
     model = Nudge(args.method, k=args.k).fit(docs, query_set(parts["train"]), query_set(parts["val"]))
     run = {
         "run_id": uuid.uuid4().hex,
-        "data": str(Path(args.data).resolve()),
-        "data_sha256": _data_sha256(Path(args.data)),
+        "data": str(data.resolve()),
+        "data_sha256": _data_sha256(data),
         "embedder": embedder.model_name,
-        "embedder_option": args.embedder,
+        "embedder_option": option,
         "cache_dir": None if args.cache_dir is None else str(Path(args.cache_dir).resolve()),
         "seed": args.seed,
+        "val_fraction": args.val_fraction,
+        "test_fraction": test_fraction,
         "split": parts,
         "updates": [],
         "nudge": __version__,
     }
+    if beir_split:
+        run["beir_split"] = beir_split
+    if test_record is not None:
+        run["test"] = test_record
+    if vectors_record is not None:
+        run["vectors"] = vectors_record
     writers: dict[str, Callable[[Path], object]] = {
         MODEL_FILE: model.save,
         DOCS_FILE: lambda p: save_embeddings(p, docs, doc_ids),
         NUDGED_FILE: lambda p: save_embeddings(p, model.transform(docs), doc_ids),
-        QUERIES_FILE: lambda p: save_embeddings(p, queries, qids),
+        QUERIES_FILE: lambda p: save_embeddings(p, queries, all_q),
         RUN_FILE: lambda p: write_json(p, run),
     }
+    if added:  # texts of the test set's documents DATA lacks (`nudge update` and `nudge ask` read them)
+        writers[ADDED_FILE] = lambda p: write_json(p, added)
     previous, left = _write_run_folder(out, writers)
     print(
         f"NUDGE-{model.method_}: gamma = {model.gamma_:.4g}, validation score {model.val_score_:.3f}, "
@@ -445,8 +733,10 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     with _locked(run_dir):
         run_dir, run = _read_run(args.run)
         _check_data_unchanged(run, run_dir)
-        dataset, _ = load_dataset(run["data"])
+        dataset = _load_run_data(run)
         docs, doc_ids, model = _run_model(run_dir)
+        if "test" in run:  # a given test set (--test-split or --test): its questions, over the run's documents
+            dataset = _test_set(run["test"], _corpus_texts(run_dir, run, dataset, doc_ids)).view
         queries, qids = load_embeddings(_run_file(run_dir, QUERIES_FILE), name=f"the run's {QUERIES_FILE}")
         test_ids = run["split"]["test"]
         if not test_ids:
@@ -981,7 +1271,7 @@ def _rebuilt_pair_keys(state, run: dict, run_dir: Path, base: RetrievalDataset) 
                 "counted cannot be told apart from new ones, so they could count twice. Put that file back as it "
                 "was, or fit the run again and add the weeks' files with `nudge update`"
             )
-        week = _load_checked(path)
+        week = load_valid(path)
         keys |= {pair_key(week.queries[q], week.corpus[d]) for q in week.answered_query_ids for d in week.relevant[q]}
     return keys
 
@@ -1000,7 +1290,7 @@ def _known_splits(run: dict, base: RetrievalDataset) -> dict[str, str]:
         path = Path(record.get("data", ""))
         if not path.is_file() or _data_sha256(path) != record.get("sha256"):
             continue
-        week = _load_checked(path)
+        week = load_valid(path)
         for part in ("train", "val"):
             for q in record.get(part, []):
                 if q in week.queries:
@@ -1009,13 +1299,19 @@ def _known_splits(run: dict, base: RetrievalDataset) -> dict[str, str]:
 
 
 def _refuse_test_questions(
-    new: RetrievalDataset, fresh: dict[str, list[str]], run: dict, base: RetrievalDataset, new_path: Path
+    new: RetrievalDataset,
+    fresh: dict[str, list[str]],
+    run: dict,
+    base: RetrievalDataset,
+    new_path: Path,
+    run_texts: dict[str, str] | None = None,
 ) -> None:
     """New pairs must not ask a hold-out test question of the run (compared by normalised text, whatever the
     document): training on it would make `nudge evaluate` score questions the NUDGE was fitted on."""
     from .streaming import normalise_text
 
-    test = {normalise_text(base.queries[q]): q for q in run["split"]["test"] if q in base.queries}
+    texts = base.queries if "test" not in run else _test_set(run["test"], run_texts or dict(base.corpus)).view.queries
+    test = {normalise_text(texts[q]): q for q in run["split"]["test"] if q in texts}
     leaked = [q for q in fresh if normalise_text(new.queries[q]) in test]
     if leaked:
         first = new.queries[leaked[0]]
@@ -1027,12 +1323,47 @@ def _refuse_test_questions(
         )
 
 
+def _update_vectors(args: argparse.Namespace, run: dict):
+    """``(PrecomputedEmbedder, record)`` for `nudge update` of a run fit on precomputed vectors: the files given
+    (``--doc-vectors`` ...), else the run's own (checked unchanged by SHA-256)."""
+    from .embedders import PrecomputedEmbedder, file_sha256
+
+    given = args.doc_vectors or args.query_vectors
+    if given and not (args.doc_vectors and args.query_vectors):
+        raise ValueError("--doc-vectors and --query-vectors go together (the run's files are used when neither is "
+                         "given)")  # fmt: skip
+    recorded = run.get("vectors")
+    if not given and not isinstance(recorded, dict):
+        raise ValueError(f"{RUN_FILE} records no vector files: give --doc-vectors and --query-vectors")
+    files = {}
+    for side, vectors, ids in (("documents", args.doc_vectors, args.doc_ids), ("queries", args.query_vectors,
+                                                                              args.query_ids)):  # fmt: skip
+        if given:
+            files[side] = (vectors, ids)
+            continue
+        entry = recorded[side]
+        for key in ("vectors", "ids"):
+            if entry.get(key) is not None and (
+                not Path(entry[key]).is_file() or file_sha256(entry[key]) != entry[f"{key}_sha256"]
+            ):
+                raise ValueError(
+                    f"the run's {side} {key} file {entry[key]!r} is missing or changed since `nudge fit` (SHA-256 "
+                    "differs from run.json): give the new vectors with --doc-vectors/--query-vectors (and ids)"
+                )
+        files[side] = (entry["vectors"], entry.get("ids"))
+    emb = PrecomputedEmbedder.from_files(files["documents"][0], files["queries"][0], doc_ids=files["documents"][1],
+                                         query_ids=files["queries"][1], model_name=run["embedder"])  # fmt: skip
+    record = {side: _vector_files(v, i) for side, (v, i) in files.items()}
+    print(f"precomputed vectors ({'given' if given else 'the run files'}), nothing embedded", flush=True)
+    return emb, record
+
+
 def _update(args: argparse.Namespace, run_dir: Path, run: dict) -> None:
     from .streaming import NudgeState, normalise_text, pair_key
 
     _check_data_unchanged(run, run_dir)
     new_path = Path(args.new_pairs)
-    new = _load_checked(new_path)
+    new = load_valid(new_path)
     digest = _data_sha256(new_path)
     updates = run.get("updates", [])
     for i, done in enumerate(updates, start=1):
@@ -1040,7 +1371,7 @@ def _update(args: argparse.Namespace, run_dir: Path, run: dict) -> None:
             raise ValueError(f"{new_path} was already added to this run (update {i}): its pairs would count twice")
 
     docs, doc_ids, old = _run_model(run_dir)
-    base = _load_checked(run["data"])
+    base = _load_run_data(run)
     state_path = run_dir / STATE_FILE
     if state_path.is_file():
         state = NudgeState.load(state_path)
@@ -1072,7 +1403,7 @@ def _update(args: argparse.Namespace, run_dir: Path, run: dict) -> None:
                 continue
             keys.add(key)
             fresh.setdefault(q, []).append(d)
-    _refuse_test_questions(new, fresh, run, base, new_path)
+    _refuse_test_questions(new, fresh, run, base, new_path, _corpus_texts(run_dir, run, base, doc_ids))
     qids = list(fresh)
     if not qids:
         raise ValueError(
@@ -1123,7 +1454,19 @@ def _update(args: argparse.Namespace, run_dir: Path, run: dict) -> None:
     option = args.embedder or run.get("embedder_option")
     if option is None:
         raise ValueError(f"{RUN_FILE} does not say which --embedder made the run: pass --embedder")
-    embedder = _embedder(option, args.cache_dir or run.get("cache_dir"))
+    vectors_record = None
+    if option == PRECOMPUTED:  # vectors by id, from --doc-vectors/--query-vectors or the run's own files
+        embedder, vectors_record = _update_vectors(args, run)
+        file_ids = {nid: fid for fid, nid in mapping.items()}
+        embedder.check_covers([file_ids[d] for d in added], qids)
+        embed_documents = lambda _texts: embedder.document_vectors([file_ids[d] for d in added])  # noqa: E731
+        embed_queries = lambda _texts: embedder.query_vectors(qids)  # noqa: E731
+    else:
+        if args.doc_vectors or args.query_vectors:
+            raise ValueError(f"--doc-vectors/--query-vectors are for runs fit on precomputed vectors; this run was "
+                             f"embedded with {run['embedder']!r} and update embeds with it")  # fmt: skip
+        embedder = _embedder(option, args.cache_dir or run.get("cache_dir"), progress=args.progress)
+        embed_documents, embed_queries = embedder.embed_documents, embedder.embed_queries
     if embedder.model_name != run["embedder"]:
         raise ValueError(
             f"--embedder {option} embeds with {embedder.model_name!r} but the run was embedded with "
@@ -1131,7 +1474,7 @@ def _update(args: argparse.Namespace, run_dir: Path, run: dict) -> None:
         )
     if added:
         print(f"embedding {len(added)} new documents with {embedder.model_name}", flush=True)
-        vectors = np.asarray(embedder.embed_documents(list(added.values())))
+        vectors = np.asarray(embed_documents(list(added.values())))
         if vectors.shape[1:] != docs.shape[1:]:
             raise ValueError(
                 f"the embedder makes vectors of dimension {vectors.shape[1]}, the run's have {docs.shape[1]}"
@@ -1139,7 +1482,7 @@ def _update(args: argparse.Namespace, run_dir: Path, run: dict) -> None:
         docs = np.concatenate([docs, vectors.astype(docs.dtype, copy=False)])
         doc_ids = doc_ids + list(added)
     print(f"embedding {len(qids)} new questions with {embedder.model_name}", flush=True)
-    queries = np.asarray(embedder.embed_queries([new.queries[q] for q in qids])).astype(docs.dtype, copy=False)
+    queries = np.asarray(embed_queries([new.queries[q] for q in qids])).astype(docs.dtype, copy=False)
     row = {q: i for i, q in enumerate(qids)}
 
     def pairs(ids: list[str]):
@@ -1171,6 +1514,8 @@ def _update(args: argparse.Namespace, run_dir: Path, run: dict) -> None:
         "gamma": state.gamma_,
         "val_score": state.val_score_,
     }
+    if vectors_record is not None:
+        record["vectors"] = vectors_record
     state.pair_keys |= keys
     state.history.append(record)  # the record is committed with the state (same file) and in run.json
     run = {**run, "updates": [*updates, record]}
@@ -1199,6 +1544,20 @@ def _update(args: argparse.Namespace, run_dir: Path, run: dict) -> None:
             else ""
         )
     )
+
+
+# ---------------------------------------------------------------------------------- validate
+def cmd_validate(args: argparse.Namespace) -> int:
+    """Print DATA's whole validation report; 1 when it has errors."""
+    if args.split is not None and not Path(args.data).is_dir():
+        raise ValueError(f"--split picks qrels files of a BEIR folder, but DATA {args.data!r} is not a folder")
+    kwargs = _beir_kwargs(_split_names(args.split)) if args.split is not None else {}
+    dataset, report = load_dataset(args.data, **kwargs)
+    print(report.summary(max_items=sys.maxsize))
+    stats = dataset.stats()
+    print(f"loaded: {stats['queries']} queries ({len(dataset.relevant)} labelled), {stats['documents']} documents, "
+          f"{stats['pairs']} relevant pairs")  # fmt: skip
+    return 0 if report.ok else 1
 
 
 # ---------------------------------------------------------------------------------- parser
@@ -1233,12 +1592,39 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--method", default="N", choices=["M", "N"], help="NUDGE-M or NUDGE-N (default N)")
     fit.add_argument("--k", type=int, default=1, help="gamma maximises the validation share of answers in the top k")
     fit.add_argument(
-        "--embedder", default="local", help="tessera (bundled vectors), local (all-MiniLM-L6-v2) or openai"
+        "--embedder",
+        help="tessera (bundled vectors), local (all-MiniLM-L6-v2, the default) or openai; not with --doc-vectors",
     )
     fit.add_argument("--cache-dir", help="embedding cache folder for --embedder openai")
-    fit.add_argument("--seed", type=int, default=0, help="seed of the question split (default 0)")
-    fit.add_argument("--val-fraction", type=float, default=0.2, help="share of non-test questions for gamma (0.2)")
-    fit.add_argument("--test-fraction", type=float, default=0.2, help="share of questions held out for testing (0.2)")
+    fit.add_argument("--progress", action="store_true", help="show the embedding library's progress bars")
+    own = fit.add_argument_group(
+        "your own vectors (looked up by document and query id; nothing is embedded)",
+        "A .npy array (n, d) with a separate ids file (one id per line, in row order; or a .json list), or one .npz "
+        "holding the arrays 'ids' and 'vectors'. Every document of DATA and every labelled question (and those of "
+        "the test set) needs a vector; extra vectors are fine. run.json records the files and their SHA-256.",
+    )
+    own.add_argument("--doc-vectors", metavar="FILE", help="document vectors (.npy with --doc-ids, or .npz)")
+    own.add_argument("--doc-ids", metavar="FILE", help="ids of --doc-vectors' rows (a .npy needs it)")
+    own.add_argument("--query-vectors", metavar="FILE", help="query vectors (.npy with --query-ids, or .npz)")
+    own.add_argument("--query-ids", metavar="FILE", help="ids of --query-vectors' rows (a .npy needs it)")
+    own.add_argument("--vectors-model", metavar="NAME", help="the model that made them, e.g. all-MiniLM-L6-v2 "
+                     "(then `nudge ask --embedder local` can embed new texts with it)")  # fmt: skip
+    splits = fit.add_argument_group(
+        "splits",
+        "Without a test set, DATA's labelled questions are split by question into a hold-out test "
+        "(--test-fraction) and train/validation (--val-fraction), seeded. With a test set (--test-split or --test) "
+        "DATA is split into train and validation only; the test set is never trained or validated on.",
+    )
+    splits.add_argument("--split", metavar="NAMES", help="BEIR folder: the qrels file(s) of DATA to train and "
+                        "validate on, e.g. train or train,dev (default test, the only one read before)")  # fmt: skip
+    splits.add_argument("--test-split", metavar="NAMES", help="BEIR folder: hold-out test questions from another "
+                        "qrels file of DATA, e.g. test")  # fmt: skip
+    splits.add_argument("--test", metavar="TEST_DATA", help="hold-out test questions from a separate dataset (any "
+                        "format the kit reads; its documents join the corpus)")  # fmt: skip
+    splits.add_argument("--seed", type=int, default=0, help="seed of the question split (default 0)")
+    splits.add_argument("--val-fraction", type=float, default=0.2, help="share of non-test questions for gamma (0.2)")
+    splits.add_argument("--test-fraction", type=float, help="share of DATA's questions held out for testing when no "
+                        "test set is given (default 0.2)")  # fmt: skip
     fit.set_defaults(func=cmd_fit)
 
     ev = sub.add_parser(
@@ -1320,7 +1706,24 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--seed", type=int, default=0, help="seed of the new questions' split (default 0)")
     up.add_argument("--embedder", choices=EMBEDDERS, help="override the run's embedder (same model only)")
     up.add_argument("--cache-dir", help="embedding cache folder for --embedder openai (default the run's)")
+    up.add_argument("--progress", action="store_true", help="show the embedding library's progress bars")
+    up.add_argument("--doc-vectors", metavar="FILE", help="a run fit on precomputed vectors: the new documents' "
+                    "vectors (default the run's files, if unchanged)")  # fmt: skip
+    up.add_argument("--doc-ids", metavar="FILE", help="ids of --doc-vectors' rows")
+    up.add_argument("--query-vectors", metavar="FILE", help="a run fit on precomputed vectors: the new questions' "
+                    "vectors (default the run's files, if unchanged)")  # fmt: skip
+    up.add_argument("--query-ids", metavar="FILE", help="ids of --query-vectors' rows")
     up.set_defaults(func=cmd_update)
+
+    va = sub.add_parser(
+        "validate",
+        help="print a dataset's whole validation report (every skipped or suspicious row, with file and line)",
+        description="Load DATA as `nudge fit` would and print its whole validation report: errors (rows that "
+        "would be skipped) and information, each with its file and line number. Exit status 1 when it has errors.",
+    )
+    va.add_argument("data", help="LlamaIndex JSON, BEIR folder, or CSV/JSONL of (query, document) pairs")
+    va.add_argument("--split", metavar="NAMES", help="BEIR folder: the qrels file(s) to read (default test)")
+    va.set_defaults(func=cmd_validate)
     add_ask_parser(sub)  # `nudge ask` (ask.py): its parser dispatches to ask.run_ask
     return parser
 
@@ -1329,7 +1732,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        args.func(args)
+        status = args.func(args)
     except (ValueError, ImportError, OSError, KeyError, RuntimeError) as exc:
         message = str(exc).strip() or type(exc).__name__
         if isinstance(exc, OSError) and not isinstance(exc, (FileNotFoundError, PermissionError)):
@@ -1339,7 +1742,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"nudge {args.command}: interrupted", file=sys.stderr)
         return 130
-    return 0
+    return status if isinstance(status, int) else 0
 
 
 if __name__ == "__main__":

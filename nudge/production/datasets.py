@@ -957,6 +957,11 @@ def load_pairs(path: str | os.PathLike) -> tuple[RetrievalDataset, ValidationRep
         whose quoted text spans several lines).
     """
     path = _existing(path)
+    if path.is_dir():
+        raise ValueError(
+            f"path {str(path)!r} is a folder; load_pairs reads one .csv/.tsv/.jsonl file. Read a BEIR folder with "
+            "load_beir(folder, split=...) (or load_dataset(path), which picks the loader)"
+        )
     file = path.name
     suffix = path.suffix.lower()
     if suffix not in PAIR_TABLE_SUFFIXES and suffix not in JSONL_SUFFIXES:

@@ -8,6 +8,12 @@ Every embedder has ``model_name``, ``dim`` and two methods, ``embed_documents(te
     docs = emb.embed_documents([document_text(d["title"], d["text"]) for d in corpus])
     queries = emb.embed_queries([q["text"] for q in train_queries])
 
+Vectors you already have are looked up by document and query *id* instead (no model, no texts)::
+
+    emb = PrecomputedEmbedder.from_files("corpus.npy", "queries.npy", doc_ids="corpus_ids.txt",
+                                         query_ids="query_ids.txt")
+    docs = emb.document_vectors(dataset.doc_ids)
+
 The core package needs only numpy: :class:`OpenAIEmbedder` talks HTTP with the standard library and
 caches vectors in SQLite; :class:`SentenceTransformerEmbedder` imports sentence-transformers (and so
 torch) only when it is constructed. Nothing here ever downloads a model.
@@ -36,7 +42,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from .._validation import check_positive_int, check_rows
+from .._validation import check_ids, check_positive_int, check_rows
 from ..directions import unit_rows
 from ._progress import ProgressBar
 
@@ -46,12 +52,16 @@ __all__ = [
     "EmbeddingServiceError",
     "LookupEmbedder",
     "OpenAIEmbedder",
+    "PrecomputedEmbedder",
     "SentenceTransformerEmbedder",
     "check_texts",
     "document_text",
     "endpoint_settings",
+    "file_sha256",
+    "load_vectors",
     "packaged_model_path",
     "post_json",
+    "read_ids",
     "scifact_reproduction_error",
 ]
 
@@ -191,6 +201,272 @@ class LookupEmbedder:
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
         """Look up query vectors, shape (n, d)."""
         return self._embed(texts, "texts")
+
+
+class PrecomputedEmbedder:
+    """Vectors computed elsewhere, looked up by document and query *id* (no text, no model).
+
+    Bring your own vectors: give the document vectors with their ids and the query vectors with
+    theirs, as arrays or as files (:meth:`from_files`). The ids are the dataset's own ids (a BEIR
+    ``_id``, a LlamaIndex key), so nothing needs rebuilding from the texts::
+
+        emb = PrecomputedEmbedder.from_files("corpus.npy", "queries.npy",
+                                             doc_ids="corpus_ids.txt", query_ids="query_ids.txt")
+        emb.check_covers(dataset.doc_ids, dataset.answered_query_ids)   # every id has a vector
+        docs = emb.document_vectors(dataset.doc_ids)                       # (n, d), unit rows
+
+    Checked on construction: one id per vector, no duplicate id, the same dimension on both sides,
+    finite non-zero rows; one-line ``ValueError`` messages naming the file (or argument) and the
+    first offending ids. Vectors whose ids the dataset does not use are allowed (:meth:`unused`).
+
+    Parameters
+    ----------
+    doc_vectors : ndarray, shape (n_docs, d)
+    doc_ids : sequence of str, length n_docs
+    query_vectors : ndarray, shape (n_queries, d)
+    query_ids : sequence of str, length n_queries
+    model_name : str
+        The model that made the vectors (for run records and messages); default ``"precomputed"``.
+    doc_source, query_source : str, optional
+        Where the vectors come from, used in messages (default ``"doc_vectors"`` / ``"query_vectors"``).
+
+    Attributes
+    ----------
+    model_name : str
+    dim : int
+    doc_ids, query_ids : list of str
+        The ids of the stored rows, in row order.
+    """
+
+    def __init__(
+        self,
+        doc_vectors: np.ndarray,
+        doc_ids: Sequence[str],
+        query_vectors: np.ndarray,
+        query_ids: Sequence[str],
+        model_name: str = "precomputed",
+        *,
+        doc_source: str = "doc_vectors",
+        query_source: str = "query_vectors",
+    ) -> None:
+        if not isinstance(model_name, str) or not model_name.strip():
+            raise ValueError(f"model_name must be a non-empty string, got {model_name!r}")
+        self._docs, self.doc_ids = _checked_vectors(doc_vectors, doc_ids, doc_source)
+        self._queries, self.query_ids = _checked_vectors(query_vectors, query_ids, query_source)
+        if self._docs.shape[1] != self._queries.shape[1]:
+            raise ValueError(
+                f"the document vectors ({doc_source}) have dimension {self._docs.shape[1]} but the query vectors "
+                f"({query_source}) have dimension {self._queries.shape[1]}: they must come from the same model"
+            )
+        self._doc_row = {d: i for i, d in enumerate(self.doc_ids)}
+        self._query_row = {q: i for i, q in enumerate(self.query_ids)}
+        self.doc_source, self.query_source = doc_source, query_source
+        self.model_name = model_name
+        self.dim = int(self._docs.shape[1])
+
+    @classmethod
+    def from_files(
+        cls,
+        doc_vectors: str | os.PathLike,
+        query_vectors: str | os.PathLike,
+        *,
+        doc_ids: str | os.PathLike | None = None,
+        query_ids: str | os.PathLike | None = None,
+        model_name: str = "precomputed",
+    ) -> PrecomputedEmbedder:
+        """Read the vectors from files (see :func:`load_vectors` for the formats)."""
+        docs, d_ids = load_vectors(doc_vectors, doc_ids, name="doc_vectors")
+        queries, q_ids = load_vectors(query_vectors, query_ids, name="query_vectors")
+        return cls(
+            docs,
+            d_ids,
+            queries,
+            q_ids,
+            model_name,
+            doc_source=_vector_source(doc_vectors, doc_ids),
+            query_source=_vector_source(query_vectors, query_ids),
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"PrecomputedEmbedder(model_name={self.model_name!r}, dim={self.dim}, documents={len(self.doc_ids)}, "
+            f"queries={len(self.query_ids)})"
+        )
+
+    def check_covers(self, doc_ids: Sequence[str], query_ids: Sequence[str]) -> None:
+        """``ValueError`` naming the file and the first ids when a document or query of the dataset has no vector."""
+        for ids, rows, source, what in (
+            (doc_ids, self._doc_row, self.doc_source, "documents"),
+            (query_ids, self._query_row, self.query_source, "queries"),
+        ):
+            missing = [i for i in ids if i not in rows]
+            if missing:
+                raise ValueError(
+                    f"{source}: {len(missing)} of the {len(ids)} {what} of the dataset have no vector, first ids "
+                    f"{_first(missing)}: give vectors for every {what[:-1] if what == 'documents' else 'query'} "
+                    "(ids are matched exactly, as strings)"
+                )
+
+    def unused(self, doc_ids: Sequence[str], query_ids: Sequence[str]) -> tuple[int, int]:
+        """How many stored document and query vectors ``doc_ids`` / ``query_ids`` do not use."""
+        return len(set(self.doc_ids) - set(doc_ids)), len(set(self.query_ids) - set(query_ids))
+
+    def document_vectors(self, ids: Sequence[str]) -> np.ndarray:
+        """The vectors of documents ``ids``: float32, shape (len(ids), d), unit rows."""
+        return self._rows(ids, self._docs, self._doc_row, self.doc_source, "document")
+
+    def query_vectors(self, ids: Sequence[str]) -> np.ndarray:
+        """The vectors of queries ``ids``: float32, shape (len(ids), d), unit rows."""
+        return self._rows(ids, self._queries, self._query_row, self.query_source, "query")
+
+    @staticmethod
+    def _rows(ids: Sequence[str], vectors: np.ndarray, row: dict[str, int], source: str, what: str) -> np.ndarray:
+        ids = check_ids(ids, f"{what} ids")
+        missing = [i for i in ids if i not in row]
+        if missing:
+            raise ValueError(f"{source}: no vector for {len(missing)} {what} id(s), first {_first(missing)}")
+        return vectors[[row[i] for i in ids]] if ids else np.zeros((0, vectors.shape[1]), np.float32)
+
+
+def _first(ids: Sequence[str], n: int = 3) -> str:
+    return ", ".join(repr(i) for i in ids[:n]) + (" ..." if len(ids) > n else "")
+
+
+def _vector_source(vectors: str | os.PathLike, ids: str | os.PathLike | None) -> str:
+    return str(vectors) if ids is None else f"{vectors} (ids {ids})"
+
+
+def _checked_vectors(vectors: object, ids: object, source: str) -> tuple[np.ndarray, list[str]]:
+    """Unit float32 rows and their ids, checked (count, duplicates, finite, non-zero); errors name ``source``."""
+    v = np.asarray(vectors)
+    if v.ndim != 2 or v.shape[0] == 0 or v.shape[1] == 0 or v.dtype.kind not in "fiu":
+        raise ValueError(f"{source}: expected a non-empty 2-D array of numbers (n, d), got shape {v.shape} "
+                         f"and dtype {v.dtype}")  # fmt: skip
+    if isinstance(ids, (str, bytes)) or not isinstance(ids, (Sequence, np.ndarray)):
+        raise ValueError(f"{source}: the ids must be a sequence of strings, got {type(ids).__name__}")
+    ids = [str(i) if isinstance(i, np.str_) else i for i in ids]
+    bad = [i for i in ids if not isinstance(i, str) or not i.strip()]
+    if bad:
+        raise ValueError(f"{source}: ids must be non-empty strings; got {bad[0]!r} ({len(bad)} such)")
+    if len(ids) != v.shape[0]:
+        raise ValueError(f"{source}: {v.shape[0]} vectors but {len(ids)} ids: one id per vector, in row order")
+    seen: set[str] = set()
+    dups = list(dict.fromkeys(i for i in ids if i in seen or seen.add(i)))
+    if dups:
+        raise ValueError(f"{source}: {len(dups)} id(s) appear more than once, first {_first(dups)}: one vector per id")
+    v64 = v.astype(np.float64)
+    sq = np.einsum("ij,ij->i", v64, v64) if np.isfinite(v64).all() else None
+    if sq is None:
+        rows = np.flatnonzero(~np.isfinite(v64).all(axis=1))
+        raise ValueError(f"{source}: {rows.size} vector(s) hold NaN or infinite values, first ids "
+                         f"{_first([ids[r] for r in rows])}")  # fmt: skip
+    zero = np.flatnonzero(sq == 0)
+    if zero.size:
+        raise ValueError(f"{source}: {zero.size} vector(s) are all zeros (no direction), first ids "
+                         f"{_first([ids[r] for r in zero])}")  # fmt: skip
+    return _unit_float32(v64, source), ids
+
+
+def load_vectors(
+    path: str | os.PathLike, ids: str | os.PathLike | None = None, *, name: str = "path"
+) -> tuple[np.ndarray, list[str]]:
+    """Read vectors and their ids from files.
+
+    Two layouts: one ``.npz`` holding the arrays ``ids`` (strings) and ``vectors`` (n, d) (then
+    ``ids`` must be None), or a ``.npy`` array (n, d) with a separate ids file: one id per line
+    (UTF-8; a final newline is fine; no blank line), or a ``.json`` list of strings.
+
+    Parameters
+    ----------
+    path : str or path
+        The ``.npz`` or ``.npy`` file.
+    ids : str or path, optional
+        The ids file, in the row order of ``path``; required with ``.npy``.
+    name : str
+        The argument's name, used in messages.
+
+    Returns
+    -------
+    vectors : ndarray, shape (n, d)
+        As stored (not checked or normalised: :class:`PrecomputedEmbedder` does that).
+    ids : list of str, length n
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{name} {str(path)!r} does not exist (or is not a file)")
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        if ids is not None:
+            raise ValueError(f"{name} {str(path)!r} is an .npz file holding its own ids: give no separate ids file")
+        arrays = _numpy_file(path, name, npz=True)
+        missing = [k for k in ("ids", "vectors") if k not in arrays]
+        if missing:
+            raise ValueError(f"{name} {str(path)!r}: an .npz of vectors must hold the arrays 'ids' and 'vectors'; "
+                             f"{missing[0]!r} is missing (found {sorted(arrays)})")  # fmt: skip
+        vectors, stored = arrays["vectors"], arrays["ids"]
+        if stored.ndim != 1 or stored.dtype.kind not in "US":
+            raise ValueError(f"{name} {str(path)!r}: 'ids' must be a 1-D array of strings, got shape {stored.shape} "
+                             f"and dtype {stored.dtype}")  # fmt: skip
+        return vectors, [str(i) for i in stored.tolist()]
+    if suffix != ".npy":
+        raise ValueError(f"{name} {str(path)!r}: expected a .npy array (with an ids file) or an .npz holding "
+                         "'ids' and 'vectors'")  # fmt: skip
+    if ids is None:
+        raise ValueError(f"{name} {str(path)!r} is a .npy array without ids: give its ids file (one id per "
+                         "line, in row order)")  # fmt: skip
+    vectors = _numpy_file(path, name, npz=False)["vectors"]
+    return np.asarray(vectors), read_ids(ids)
+
+
+def _numpy_file(path: Path, name: str, *, npz: bool) -> dict[str, np.ndarray]:
+    """The arrays of a ``.npz`` (a ``.npy`` array as ``"vectors"``); one ``ValueError`` naming the file."""
+    import zipfile
+
+    try:
+        if not npz:
+            return {"vectors": np.load(path, allow_pickle=False)}
+        with np.load(path, allow_pickle=False) as z:
+            return {key: z[key] for key in z.files}
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as exc:
+        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ValueError(f"{name} {str(path)!r} cannot be read as a numpy {'.npz' if npz else '.npy'} file "
+                         f"(no pickled objects allowed): {detail}") from None  # fmt: skip
+
+
+def read_ids(path: str | os.PathLike) -> list[str]:
+    """Ids from a file: a ``.json`` list of strings, else one id per line (UTF-8, no blank line)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"ids file {str(path)!r} does not exist (or is not a file)")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"ids file {str(path)!r} is not UTF-8 text: {exc.reason} at byte {exc.start}") from None
+    if path.suffix.lower() == ".json":
+        try:
+            ids = json.loads(text)
+        except ValueError as exc:
+            raise ValueError(f"ids file {str(path)!r} is not valid JSON: {exc}") from None
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            raise ValueError(f"ids file {str(path)!r} must hold a JSON list of strings")
+        return ids
+    lines = text.replace("\r\n", "\n").split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    blank = [n for n, line in enumerate(lines, start=1) if not line.strip()]
+    if blank:
+        raise ValueError(f"ids file {str(path)!r} line {blank[0]} is blank ({len(blank)} blank line(s)): one id "
+                         "per line, in row order")  # fmt: skip
+    return [line.strip() for line in lines]
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's bytes (read in 1 MiB blocks)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 class EmbeddingServiceError(RuntimeError):
