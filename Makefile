@@ -1,6 +1,8 @@
 # Two commands do everything on a machine with Python 3.10+:
-#   make lab    create .venv, install the kit, open JupyterLab on notebooks/
+#   make lab    create .venv, install the kit, open JupyterLab on notebooks/ (tools/lab.py: 127.0.0.1,
+#               --allow-root only as root, no browser without a display, no news pop-up)
 #   make test   create/update .venv, run every test (unit, property-based, notebooks) and lint
+# Before a workshop: make check (Python, packages, widgets, data, a kernel; advice for each failure).
 # Also: make demo (the whole pipeline headless), make bench (speed and memory benchmarks),
 # make notebooks (re-execute the notebooks and strip what must not be committed).
 # A local Milvus server (Linux x86-64, the server extra; see tools/milvus_server.py): make test-milvus
@@ -13,7 +15,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: lab test demo bench notebooks lint format clean test-milvus milvus-start milvus-stop milvus-status
+.PHONY: lab check test demo bench notebooks lint format clean test-milvus milvus-start milvus-stop milvus-status
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +26,10 @@ $(STAMP): pyproject.toml | $(PY)
 	touch $(STAMP)
 
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab notebooks/
+	$(PY) tools/lab.py notebooks $(LAB_FLAGS)
+
+check: $(STAMP)
+	$(PY) tools/check_setup.py
 
 test: $(STAMP)
 	$(PY) -m pytest

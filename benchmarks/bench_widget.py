@@ -36,6 +36,12 @@ def main() -> None:
     print(
         f"slider move: median {np.median(moves) * 1000:.0f} ms, max {max(moves) * 1000:.0f} ms over {len(moves)} moves"
     )
+    plots = []
+    for value in np.linspace(0, box.gamma.max, 21):
+        t0 = time.perf_counter()
+        explorer.render_png(box.method.value, box.k.value, float(value))
+        plots.append(time.perf_counter() - t0)
+    print(f"  of which the plot (PNG): median {np.median(plots) * 1000:.0f} ms")
     switches = []
     for method, k in (("M", 1), ("M", 3), ("N", 10), ("N", 1)):
         t0 = time.perf_counter()

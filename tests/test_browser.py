@@ -9,15 +9,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 from conftest import REPO
+from lab_server import running_lab
 
 try:
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
@@ -25,6 +21,7 @@ except ImportError:  # the module skips below
     PlaywrightTimeout = TimeoutError
 
 CHROMIUM = "/usr/bin/chromium"
+VIEWPORT = {"width": 1400, "height": 1000}  # a laptop screen
 REQUIRED = bool(os.environ.get("NUDGE_REQUIRE_BROWSER"))
 
 pytestmark = pytest.mark.browser
@@ -47,58 +44,40 @@ def browser_type_launch_args(browser_type_launch_args):
     }
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args):
+    return {**browser_context_args, "viewport": VIEWPORT}
 
 
 @pytest.fixture
 def lab(tmp_path):
-    """JupyterLab on 127.0.0.1 serving a copy of notebook 04; always stopped afterwards."""
+    """What ``make lab`` starts (tools/lab.py) serving a copy of notebook 04; always stopped afterwards."""
     root = tmp_path / "notebooks"
     root.mkdir()
     shutil.copy(REPO / "notebooks" / "04_step_size.ipynb", root)
-    port = free_port()
-    env = {
-        **os.environ,
-        "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
-        "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "workspaces"),
-        "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),
-    }
-    cmd = [
-        sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root",
-        "--ServerApp.ip=127.0.0.1", f"--port={port}", "--IdentityProvider.token=", "--ServerApp.password=",
-        f"--ServerApp.root_dir={root}", "--ServerApp.disable_check_xsrf=True",
-    ]  # fmt: skip
-    log = (tmp_path / "lab.log").open("w")
-    server = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status", timeout=2)
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"JupyterLab did not start: {(tmp_path / 'lab.log').read_text()[-2000:]}"
-                    ) from None
-                time.sleep(0.5)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        log.close()
+    with running_lab(tmp_path, root) as served:
+        yield served
 
 
-def test_gamma_slider_in_jupyterlab(lab, page):
+def box(locator) -> dict:
+    """The element's bounding box in the page (CSS px): x, y, width, height."""
+    b = locator.bounding_box()
+    assert b is not None, "element is not displayed"
+    return b
+
+
+def inside_viewport(b: dict) -> bool:
+    return (
+        b["x"] >= 0
+        and b["y"] >= 0
+        and b["x"] + b["width"] <= VIEWPORT["width"]
+        and b["y"] + b["height"] <= VIEWPORT["height"]
+    )
+
+
+def test_gamma_slider_in_jupyterlab(lab, page, tmp_path):
     page.set_default_timeout(120_000)
-    page.goto(f"{lab}/lab/tree/04_step_size.ipynb")
+    page.goto(f"{lab.url}/lab/tree/04_step_size.ipynb?token={lab.token}")
     page.locator(".jp-Notebook").first.wait_for()
     select = page.locator(".jp-Dialog button", has_text="Select")  # JupyterLab may ask which kernel
     try:
@@ -119,6 +98,29 @@ def test_gamma_slider_in_jupyterlab(lab, page):
         "el => el.src && el.src.startsWith('blob:') || el.src.startsWith('data:')", arg=image.element_handle()
     )
     before_text, before_src = readout.inner_text(), image.get_attribute("src")
+    page.wait_for_function(  # every code cell has run (JupyterLab follows the running cell until then)
+        """() => [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')]
+                 .every(p => /\\[\\d+\\]/.test(p.textContent))"""
+    )
+
+    # A laptop screen: with the slider in the middle of the view, where a learner holds it, the
+    # whole plot is in view too, and the slider's track is wide enough to aim at a gamma.
+    slider = page.locator(".widget-slider").first
+    track = page.locator(".widget-slider .noUi-target").first
+    slider_box = None
+    for _ in range(5):  # the notebook measures cells as they scroll in, so scroll until it settles
+        slider.evaluate("el => el.scrollIntoView({block: 'center'})")
+        page.wait_for_timeout(500)
+        if slider_box == (slider_box := box(slider)):
+            break
+    track_box, plot_box = box(track), box(image)
+    shot = tmp_path / "explorer-1400x1000.png"
+    page.screenshot(path=str(shot))
+    layout = f"slider {slider_box}, track {track_box}, plot {plot_box}; screenshot {shot}"
+    print(layout)
+    assert inside_viewport(slider_box) and inside_viewport(plot_box), layout
+    assert track_box["width"] > 300, layout
+    assert page.locator(".jp-toast-message, .Toastify__toast", has_text="Jupyter news").count() == 0
 
     handle.focus()
     for _ in range(8):
@@ -128,3 +130,6 @@ def test_gamma_slider_in_jupyterlab(lab, page):
     assert readout.inner_text() != before_text
     assert image.get_attribute("src") != before_src
     assert "gamma =" in readout.inner_text()
+    moved_box = box(image)  # the plot stays put while the slider moves (nothing above it grows)
+    page.screenshot(path=str(tmp_path / "explorer-1400x1000-moved.png"))
+    assert abs(moved_box["y"] - plot_box["y"]) < 2 and inside_viewport(moved_box), (moved_box, layout)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+
 import matplotlib
 import numpy as np
 import pytest
@@ -68,6 +70,38 @@ def test_widget_callbacks_over_the_whole_slider_range(explorer):
         seen_images.add(box.image.value)
         seen_readouts.add(box.readout.value)
     assert len(seen_images) == 6 and len(seen_readouts) == 6
+
+
+def test_plot_sits_under_a_wide_slider_and_the_questions_are_folded(explorer):
+    texts = [f"question {i}" for i in range(60)]
+    box = gamma_widget(explorer, question_texts=texts)
+    controls, slider, plot_row, folded = box.children
+    assert controls.children == (box.method, box.k)
+    assert slider is box.gamma and box.gamma.layout.width == "100%"
+    assert plot_row.children == (box.image, box.readout)  # right under the slider, scores beside it
+    assert folded is box.accordion and box.accordion.children == (box.questions,)
+    assert box.accordion.selected_index is None  # folded until opened
+    width, height = struct.unpack(">II", box.image.value[16:24])  # the PNG's own size...
+    assert (box.image.layout.width, box.image.layout.height) == (f"{width}px", f"{height}px")  # ...not stretched
+    for value in np.linspace(box.gamma.min, box.gamma.max, 5):
+        box.gamma.value = float(value)
+        at = explorer.at(box.method.value, box.k.value, float(value))
+        assert box.accordion.get_title(0) == (
+            f"Test questions this gamma fixed ({len(at['fixed'])}) and broke ({len(at['broken'])})"
+        )
+        listed = box.questions.value
+        assert listed.count("fixed: rank") == min(5, len(at["fixed"]))
+        assert listed.count("broken: rank") == min(5, len(at["broken"]))
+        for i in at["fixed"][:5]:
+            assert f"{texts[i]}<br>" in listed
+        assert "rank" not in box.readout.value and "peeking" in box.readout.value
+        assert f"{len(at['fixed'])} test questions fixed, {len(at['broken'])} broken" in box.readout.value
+    none = explorer.question_list("N", 1, 0.0)
+    assert none == "No test question entered or left the top 1 at this gamma."
+    r = explorer.at("M", 3, 0.2)
+    assert explorer.describe("M", 3, 0.2) == explorer.summary("M", 3, 0.2, r) + "<br>" + explorer.question_list(
+        "M", 3, 0.2, result=r
+    )
 
 
 def test_switching_method_and_k_resets_the_slider(explorer):

@@ -3,8 +3,9 @@
 :class:`GammaExplorer` does all the work without any widget: it fits NUDGE-M and NUDGE-N on
 the training queries (gamma chosen on validation), computes the validation and test score
 against gamma (exact for NUDGE-M), evaluates any gamma on demand and plots (``ax=None``).
-:func:`gamma_widget` only wires a slider, a method switch and a k selector to it, so the logic is
-unit-tested headless by setting widget values. ipywidgets and matplotlib are imported lazily
+:func:`gamma_widget` only wires a slider, a method switch and a k selector to it (laid out so that
+the plot sits right under the slider on a laptop screen), so the logic is unit-tested headless by
+setting widget values. ipywidgets and matplotlib are imported lazily
 (the ``notebooks`` extra).
 """
 
@@ -24,6 +25,10 @@ from ..retrieval import first_relevant_rank
 __all__ = ["GammaExplorer", "gamma_widget"]
 
 METHOD_NAMES = {"M": "NUDGE-M", "N": "NUDGE-N"}
+#: The widget's plot: inches and dots per inch (shown at its pixel size, PLOT_SIZE * PLOT_DPI).
+PLOT_SIZE = (8.0, 4.0)
+PLOT_DPI = 80
+PLOT_WIDTH_PX = round(PLOT_SIZE[0] * PLOT_DPI)
 
 
 class GammaExplorer:
@@ -154,46 +159,93 @@ class GammaExplorer:
         ax.legend(loc="best", fontsize="small")
         return ax
 
-    def render_png(self, method: str, k: int, gamma: float, *, size=(6.4, 3.6), dpi: int = 80) -> bytes:
-        """The plot as PNG bytes (matplotlib's Agg backend; no pyplot state is touched)."""
-        from matplotlib.figure import Figure
+    def render_png(self, method: str, k: int, gamma: float, *, size=PLOT_SIZE, dpi: int = PLOT_DPI) -> bytes:
+        """The plot as PNG bytes, ``size`` inches at ``dpi`` (matplotlib's Agg backend; no pyplot state
+        is touched).
 
-        fig = Figure(figsize=size, dpi=dpi, layout="constrained")
-        self.plot(method, k, gamma, ax=fig.add_subplot())
+        The figure of each (method, k, size, dpi) is laid out once and kept: a new gamma only moves
+        the current-gamma line and redraws, which skips the layout (most of a fresh figure's cost).
+        """
+        key = ("figure", method, k, tuple(size), dpi)
+        if key not in self._curves:
+            from matplotlib.backends.backend_agg import FigureCanvasAgg
+            from matplotlib.figure import Figure
+
+            fig = Figure(figsize=size, dpi=dpi, layout="constrained")
+            FigureCanvasAgg(fig)
+            ax = self.plot(method, k, gamma, ax=fig.add_subplot())
+            fig.canvas.draw()  # the constrained layout, computed once ...
+            fig.set_layout_engine("none")  # ... and kept for every gamma
+            self._curves[key] = (fig, ax, ax.get_lines()[-1])
+        fig, ax, current = self._curves[key]
+        current.set_xdata([gamma, gamma])
+        current.set_label(f"current gamma = {gamma:.3g}")
+        ax.legend(loc="best", fontsize="small")
         buf = io.BytesIO()
-        fig.savefig(buf, format="png")
+        fig.canvas.print_png(buf)
         return buf.getvalue()
 
-    def describe(self, method: str, k: int, gamma: float, question_texts=None, limit: int = 5) -> str:
-        """An HTML summary of :meth:`at`: scores and the first fixed and broken test questions."""
-        r = self.at(method, k, gamma)
-        parts = [
-            f"<b>{METHOD_NAMES[method]}</b>, gamma = {gamma:.4g} (chosen on validation: {r['chosen_gamma']:.4g})<br>",
-            f"validation {r['val']:.3f} &nbsp; hold-out test {r['test']:.3f} (share of answers in top {k}); ",
-            f"{len(r['fixed'])} test questions fixed, {len(r['broken'])} broken<br>",
-            "<i>The test curve and test questions are shown to learn how well validation predicts them; "
-            "choosing gamma from them is peeking (notebook 01): choose on validation.</i><br>",
-        ]
+    def summary(self, method: str, k: int, gamma: float, result: dict | None = None) -> str:
+        """HTML: gamma, the validation and test scores and how many test questions changed.
+
+        ``result`` is :meth:`at`'s output for the same setting (computed if not given).
+        """
+        r = self.at(method, k, gamma) if result is None else result
+        return "".join(
+            [
+                f"<b>{METHOD_NAMES[method]}</b>, gamma = {gamma:.4g} ",
+                f"(chosen on validation: {r['chosen_gamma']:.4g})<br>",
+                f"validation {r['val']:.3f} &nbsp; hold-out test {r['test']:.3f} (share of answers in top {k}); ",
+                f"{len(r['fixed'])} test questions fixed, {len(r['broken'])} broken<br>",
+                "<i>The test curve and test questions are shown to learn how well validation predicts them; "
+                "choosing gamma from them is peeking (notebook 01): choose on validation.</i>",
+            ]
+        )
+
+    def question_list(
+        self, method: str, k: int, gamma: float, question_texts=None, limit: int = 5, result: dict | None = None
+    ) -> str:
+        """HTML: the first ``limit`` test questions ``gamma`` fixed and the first ``limit`` it broke,
+        each with its rank before and after (``result`` as in :meth:`summary`)."""
+        r = self.at(method, k, gamma) if result is None else result
+        parts = []
         for label, rows in (("fixed", r["fixed"]), ("broken", r["broken"])):
             for i in rows[:limit]:
                 text = question_texts[i] if question_texts is not None else f"test question {i}"
                 parts.append(
                     f"{label}: rank {r['ranks_before'][i]} &rarr; {r['ranks_after'][i]}: {html.escape(str(text))}<br>"
                 )
-        return "".join(parts)
+        return "".join(parts) or f"No test question entered or left the top {k} at this gamma."
+
+    def describe(self, method: str, k: int, gamma: float, question_texts=None, limit: int = 5) -> str:
+        """An HTML summary of :meth:`at`: :meth:`summary`, then :meth:`question_list`."""
+        r = self.at(method, k, gamma)
+        return (
+            f"{self.summary(method, k, gamma, r)}<br>{self.question_list(method, k, gamma, question_texts, limit, r)}"
+        )
+
+
+def _questions_title(result: dict) -> str:
+    return f"Test questions this gamma fixed ({len(result['fixed'])}) and broke ({len(result['broken'])})"
 
 
 def gamma_widget(explorer: GammaExplorer, question_texts=None):
     """A gamma slider, a NUDGE-M / NUDGE-N switch and a k selector driving ``explorer``.
 
+    Laid out for a laptop screen: the switch and k on top, a slider as wide as the output, and
+    right under it the plot, with the scores beside it (below it where the output is narrow);
+    the fixed and broken test questions are folded in an accordion under the plot, so the plot
+    never moves while the slider does.
+
     Returns an ``ipywidgets.VBox`` with attributes ``gamma``, ``method``, ``k`` (the controls),
-    ``readout`` (HTML) and ``image`` (the plot as a PNG ``Image`` widget), so tests and notebooks
-    can drive it by setting values.
+    ``readout`` (HTML: the scores), ``image`` (the plot as a PNG ``Image`` widget), ``questions``
+    (HTML: the fixed and broken test questions) and ``accordion`` (folds ``questions``; its title
+    gives their counts), so tests and notebooks can drive it by setting values.
     """
     import ipywidgets as w
 
     method = w.ToggleButtons(options=[("NUDGE-M", "M"), ("NUDGE-N", "N")], value="N", description="method")
-    k = w.Dropdown(options=list(explorer.ks), value=explorer.ks[0], description="k")
+    k = w.Dropdown(options=list(explorer.ks), value=explorer.ks[0], description="k", layout=w.Layout(width="160px"))
     gamma = w.FloatSlider(
         value=explorer.model("N", explorer.ks[0]).gamma_,
         min=0.0,
@@ -202,12 +254,19 @@ def gamma_widget(explorer: GammaExplorer, question_texts=None):
         readout_format=".3f",
         description="gamma",
         continuous_update=False,
+        layout=w.Layout(width="100%", max_width=f"{PLOT_WIDTH_PX + 300}px"),
     )
-    readout = w.HTML()
-    image = w.Image(format="png")
+    width, height = (round(x * PLOT_DPI) for x in PLOT_SIZE)
+    image = w.Image(format="png", layout=w.Layout(width=f"{width}px", height=f"{height}px", flex="0 0 auto"))
+    readout = w.HTML(layout=w.Layout(width="280px", margin="0 0 0 12px"))
+    questions = w.HTML()
+    accordion = w.Accordion(children=[questions], selected_index=None)
 
     def redraw(_=None) -> None:
-        readout.value = explorer.describe(method.value, k.value, gamma.value, question_texts)
+        result = explorer.at(method.value, k.value, gamma.value)
+        readout.value = explorer.summary(method.value, k.value, gamma.value, result)
+        questions.value = explorer.question_list(method.value, k.value, gamma.value, question_texts, result=result)
+        accordion.set_title(0, _questions_title(result))
         image.value = explorer.render_png(method.value, k.value, gamma.value)
 
     def reset(_=None) -> None:
@@ -221,7 +280,9 @@ def gamma_widget(explorer: GammaExplorer, question_texts=None):
     gamma.observe(redraw, names="value")
     method.observe(reset, names="value")
     k.observe(reset, names="value")
-    box = w.VBox([w.HBox([method, k]), gamma, readout, image])
+    plot_row = w.HBox([image, readout], layout=w.Layout(flex_flow="row wrap", align_items="flex-start"))
+    box = w.VBox([w.HBox([method, k]), gamma, plot_row, accordion])
     box.gamma, box.method, box.k, box.readout, box.image = gamma, method, k, readout, image
+    box.questions, box.accordion = questions, accordion
     reset()
     return box
