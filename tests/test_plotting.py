@@ -70,6 +70,20 @@ def test_answer_interval_and_the_competitors_that_set_it():
     np.testing.assert_allclose(ax.lines[-3].get_ydata(), 0)  # the answer is the zero line
 
 
+def test_score_lines_draw_the_same_documents_in_both_views():
+    """Plain and relative views of one question label the same competitors (they once differed)."""
+    rng = np.random.default_rng(3)
+    scores, slopes = rng.uniform(0.2, 0.6, 40), np.where(rng.random(40) < 0.5, 0.0, rng.uniform(0.0, 0.5, 40))
+    answer = int(np.argmax(slopes))
+    names = [f"doc {j}" for j in range(40)]
+    drawn = []
+    for relative in (False, True):
+        ax = Figure().add_subplot()
+        plot_score_lines(scores, slopes, answer, labels=names, ax=ax, relative=relative)
+        drawn.append({t.get_text() for t in ax.get_legend().get_texts()})
+    assert drawn[0] == drawn[1] and len(drawn[0]) >= 5
+
+
 def test_plane_2d_keeps_moves_in_the_plane_true_to_length():
     rng = np.random.default_rng(1)
     e = rng.normal(size=16)

@@ -2,7 +2,10 @@
 
 Each ``check_*`` function recomputes the expected answer with the library on the bundled data
 and returns a :class:`Check`, which prints as one line: a tick and what was right, or a cross and
-a hint. ``None`` (the placeholder in the notebooks) gets a reminder, not a failure.
+a hint. ``None`` (the placeholder in the notebooks) gets a reminder, not a failure. A notebook
+shows the Check a cell ends with; in a script, a loop or mid-cell nothing is shown unless you
+print it (``print(check_query_sum("ops-001", answer))``): ``str`` and ``repr`` give the same line,
+and ``bool(check)`` is whether it passed.
 
 Every exercise asks for something the kit does not print: ``accepted_answer(name)`` gives the
 value a check accepts, and ``tests/test_notebooks.py`` checks that no committed output of the

@@ -157,6 +157,7 @@ def plot_score_lines(
     relative : bool
         Draw every line minus the answer's line: the answer is then the zero line, and the
         interval ends are where another line crosses zero (easier to read for close calls).
+        Either way the same documents are drawn (the highest lines by their own scores).
     """
     ax = _ax(ax)
     scores, slopes = np.asarray(scores, float), np.asarray(slopes, float)
@@ -166,16 +167,17 @@ def plot_score_lines(
         gamma_max = 1.25 * max(ends) if ends else 1.0
     grid = np.linspace(0, gamma_max, 200)
     lines = scores[:, None] + grid[None, :] * slopes[:, None]
-    if relative:
-        lines = lines - lines[answer]
     others = np.delete(np.arange(scores.size), answer)
     flat = others[slopes[others] == 0]
     shown = [j for j in (j_lo, j_hi) if j is not None]
     if flat.size:
         shown.append(int(flat[np.argmax(scores[flat])]))
-    ranked = others[np.argsort(-lines[others].max(axis=1))]
+    # the highest other lines by their own scores, so that relative=True draws the same documents
+    ranked = others[np.argsort(-lines[others].max(axis=1), kind="stable")]
     shown += [int(j) for j in ranked if j not in shown][:top]
     shown = list(dict.fromkeys(shown))
+    if relative:
+        lines = lines - lines[answer]
 
     def name(j):
         return labels[j][:30] if labels is not None else f"doc {j}"
