@@ -124,6 +124,7 @@ def test_show_quiz_displays_text_and_one_widget_per_question(tmp_path, monkeypat
     import IPython.display
 
     monkeypatch.setattr(qz, "QUIZ_DIR", _write(tmp_path, GOOD))
+    monkeypatch.setattr(qz, "_in_ipython", lambda: True)
     shown = []
     monkeypatch.setattr(IPython.display, "display", lambda obj, raw=False: shown.append(obj))
     qz.show_quiz("99_demo")
@@ -141,3 +142,9 @@ def test_the_series_quizzes_follow_the_format():
         for question in quiz.questions:
             for option in question.options:
                 assert len(option.why.split()) >= 5, f"{name}: explain why, not just yes/no: {option.why!r}"
+
+
+def test_show_quiz_outside_ipython_writes_the_plain_text(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(qz, "QUIZ_DIR", _write(tmp_path, GOOD))
+    qz.show_quiz("99_demo")  # pytest runs no IPython shell
+    assert capsys.readouterr().out == format_quiz(load_quiz("99_demo"))

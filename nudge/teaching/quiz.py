@@ -289,6 +289,14 @@ def _widgets_available() -> bool:
     return True
 
 
+def _in_ipython() -> bool:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    return get_ipython() is not None
+
+
 def show_quiz(notebook: str, *, widgets: bool | None = None) -> None:
     """Show a notebook's quiz: each question as plain text and, with ipywidgets, its widget.
 
@@ -299,14 +307,14 @@ def show_quiz(notebook: str, *, widgets: bool | None = None) -> None:
     widgets : bool, optional
         Show the widgets (default: when ipywidgets is importable). The plain text is always shown.
 
-    Outside IPython the plain text is written to standard output.
+    Outside IPython (a plain script) the plain text is written to standard output, without widgets.
     """
     quiz = load_quiz(notebook)
-    try:
-        from IPython.display import display
-    except ImportError:
+    if not _in_ipython():
         sys.stdout.write(format_quiz(quiz))
         return
+    from IPython.display import display
+
     boxes = quiz_widgets(quiz) if (_widgets_available() if widgets is None else widgets) else []
     display({"text/plain": _wrap(_header(quiz, bool(boxes)), "")}, raw=True)
     for i, question in enumerate(quiz.questions):
