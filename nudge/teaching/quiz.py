@@ -37,6 +37,7 @@ import json
 import sys
 import textwrap
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 __all__ = [
@@ -247,6 +248,21 @@ def format_quiz(quiz: Quiz) -> str:
     return "\n\n".join(parts) + "\n"
 
 
+@lru_cache(maxsize=1)
+def _answer_box_class():
+    import ipywidgets as w
+
+    class AnswerBox(w.VBox):
+        """A VBox whose text form (a saved or printed notebook, where the widget cannot render) says what it is."""
+
+        question_number = 0
+
+        def __repr__(self) -> str:
+            return f"[the answer widget of question {self.question_number}: run the cell to use it]"
+
+    return AnswerBox
+
+
 def quiz_widgets(quiz: Quiz) -> list:
     """One small widget per question (no display).
 
@@ -275,8 +291,8 @@ def quiz_widgets(quiz: Quiz) -> list:
 
         check.on_click(on_check)
         choice.observe(on_choice, names="value")
-        box = w.VBox([w.HBox([choice, check]), feedback])
-        box.choice, box.check, box.feedback = choice, check, feedback
+        box = _answer_box_class()([w.HBox([choice, check]), feedback])
+        box.question_number, box.choice, box.check, box.feedback = number, choice, check, feedback
         boxes.append(box)
     return boxes
 
