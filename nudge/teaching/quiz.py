@@ -15,7 +15,13 @@ Each notebook ``notebooks/NN_topic.ipynb`` has a quiz file ``nudge/teaching/quiz
 
 No other keys are allowed (a typo is refused, not ignored). Options are shown lettered A, B, C, D
 in file order; questions are numbered from 1. Questions test understanding (what a plot means,
-what would happen if..., which number to trust given the noise), not recall of a word.
+what would happen if..., which number to trust given the noise), not recall of a word; the tests
+also refuse a quiz whose right option is always at the same letter, or is the longest option in
+more than half of its questions.
+
+In the notebook, a ``## Check your understanding`` markdown cell and one code cell calling
+``show_quiz`` sit after ``## Summary`` and before ``## Your turn``; ``tools/add_quiz_cells.py``
+adds them (and tags the exercise cell ``exercise`` for the solution tests).
 
 In a notebook::
 
