@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from conftest import REPO
 
-from tools.run_notebooks import clean, notebook_paths, problems
+from tools.run_notebooks import WIDGET_VIEW, clean, notebook_paths, problems
 
 NOTEBOOKS = notebook_paths()
 EXPECTED = {"00", "01", "02", "03", "04", "05", "06", "07", "08"}
@@ -105,6 +105,17 @@ def test_clean_joins_split_stream_outputs():
         {"output_type": "stream", "name": "stdout", "text": ["a\n", "b\n"]},
         {"output_type": "stream", "name": "stderr", "text": ["w\n"]},
     ]
+
+
+def test_clean_keeps_a_widgets_text_form_not_its_view():
+    """Saved, a widget view names a model that is gone: JupyterLab would show 'model not found'."""
+    view = {"model_id": "abc", "version_major": 2, "version_minor": 0}
+    out = {"output_type": "display_data", "metadata": {}, "data": {"text/plain": ["[a widget]"], WIDGET_VIEW: view}}
+    alone = {"output_type": "display_data", "metadata": {}, "data": {WIDGET_VIEW: view}}
+    cell = {"cell_type": "code", "metadata": {}, "outputs": [out, alone]}
+    nb = clean({"metadata": {}, "cells": [cell]})
+    assert nb["cells"][0]["outputs"][0]["data"] == {"text/plain": ["[a widget]"]}
+    assert WIDGET_VIEW in nb["cells"][0]["outputs"][1]["data"]  # nothing else to show: kept, and flagged
 
 
 def test_one_rule_of_significance_everywhere():

@@ -27,8 +27,17 @@ def notebook_paths(names: list[str] | None = None) -> list[Path]:
     return sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
 
 
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
 def clean(nb: dict) -> dict:
-    """Remove widget state and execution timing metadata; join split stream outputs; pin the kernelspec to python3."""
+    """Remove widget state, widget views and execution timing metadata; join split stream outputs; pin the
+    kernelspec to python3.
+
+    A widget view in a saved notebook names a widget model that exists only while its kernel runs:
+    opened before running, JupyterLab shows "Error displaying widget: model not found" instead of the
+    output's text form, and its random model id changes on every run. The text form is kept.
+    """
     nb.setdefault("metadata", {}).pop("widgets", None)
     nb["metadata"]["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
     for cell in nb["cells"]:
@@ -36,6 +45,8 @@ def clean(nb: dict) -> dict:
         if cell["cell_type"] == "code":
             for out in cell.get("outputs", []):
                 out.get("metadata", {}).pop("execution", None)
+                if "text/plain" in out.get("data", {}):
+                    out["data"].pop(WIDGET_VIEW, None)
             cell["outputs"] = _merged_streams(cell.get("outputs", []))
     return nb
 
@@ -97,6 +108,8 @@ def problems(path: Path) -> list[str]:
                 found.append(f"{name} cell {i}: output contains a timing")
             if "application/vnd.jupyter.widget-state+json" in blob:
                 found.append(f"{name} cell {i}: output carries widget state")
+            if WIDGET_VIEW in out.get("data", {}):
+                found.append(f"{name} cell {i}: output carries a widget view (run the tool: it keeps the text form)")
     return found
 
 
