@@ -312,6 +312,7 @@ class NudgeState:
         new = self._record(e, ids, est.embeddings_sha256_)
         self.gamma_, self.val_score_ = est.gamma_, est.val_score_
         self.validation_curve_, self.best_region_ = est.validation_curve_, est.best_region_
+        self.diagnostics_ = est.diagnostics_  # what the fit saw and did (nudge.diagnostics); not saved
         self._fitted_version = self._version
         log.info(
             "NudgeState: gamma = %.6g on %d validation queries (%d documents, %d new)",
