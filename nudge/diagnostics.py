@@ -23,6 +23,7 @@ The rules, in one place:
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -32,6 +33,7 @@ from .directions import nudge_n_rotation
 
 __all__ = [
     "SMALL_VALIDATION",
+    "WARNING_SOURCE",
     "DroppedQueryWarning",
     "FitDiagnostics",
     "FitWarning",
@@ -41,6 +43,8 @@ __all__ = [
 
 #: Below this many validation questions the fit warns that gamma is chosen on noise.
 SMALL_VALIDATION = 50
+#: Where the kit's warnings say they come from (instead of a file path: the same text on every run).
+WARNING_SOURCE = "nudge"
 
 
 class NudgeWarning(UserWarning):
@@ -53,6 +57,13 @@ class FitWarning(NudgeWarning):
 
 class DroppedQueryWarning(NudgeWarning):
     """Queries without a relevant document were left out (of a fit, a validation set or an evaluation)."""
+
+
+def issue(message: str, category: type[Warning]) -> None:
+    """Issue one of the kit's warnings, located at :data:`WARNING_SOURCE` rather than at a file
+    and line: a notebook shows ``nudge:0: FitWarning: ...`` identically on every run, without a
+    machine path, and every occurrence is shown (filter by category to silence them)."""
+    warnings.warn_explicit(message, category, filename=WARNING_SOURCE, lineno=0)
 
 
 def curve_shape(best_regions: Sequence[tuple[float, float]], zero_is_best: bool, constant: bool) -> str:

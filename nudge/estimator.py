@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +27,7 @@ from ._io import load_artifact, row_fingerprints, save_artifact
 from ._validation import FLOAT_DTYPES, check_gamma, check_matrix, check_positive_int
 from ._version import __version__
 from .apply import check_method, move_rows
-from .diagnostics import FitDiagnostics, FitWarning, curve_shape, fit_warnings, move_sizes
+from .diagnostics import FitDiagnostics, FitWarning, curve_shape, fit_warnings, issue, move_sizes
 from .directions import moved_rows, nudge_n_geometry, query_sums_csr, unit_rows
 from .gamma import REFERENCE_GRID, ValidationContext, build_context, choose_gamma
 from .pairs import GRADE_THRESHOLD, as_query_set, binarise, validate_query_set
@@ -221,7 +220,7 @@ def fit_nudge(
         directions=directions, e_support=e_support, tflat=tflat,
     )  # fmt: skip
     for text in diagnostics.warnings:
-        warnings.warn(text, FitWarning, stacklevel=4)
+        issue(f"NUDGE-{params.method}: {text}", FitWarning)
     return NudgeFit(
         params=params,
         gamma=gamma,

@@ -26,14 +26,13 @@ evaluated: it is left out, its position listed in the result's ``"dropped"`` and
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
 from ._validation import check_positive_int
-from .diagnostics import DroppedQueryWarning
+from .diagnostics import DroppedQueryWarning, issue
 from .metrics import per_query, rank_changes
 from .pairs import QuerySet, as_query_set, check_grades
 from .retrieval import first_relevant_rank, search
@@ -78,17 +77,16 @@ def _positive(qs: QuerySet) -> list[list[int]]:
     return [[d for d, g in zip(a, gr, strict=True) if g > 0] for a, gr in zip(qs.answers, qs.grades, strict=True)]
 
 
-def _evaluable(queries, stacklevel: int = 3) -> tuple[QuerySet, np.ndarray]:
+def _evaluable(queries) -> tuple[QuerySet, np.ndarray]:
     """The queries with a relevant document (grade > 0), and the positions of the others (warned about)."""
     qs = as_query_set(queries, "queries")
     positive = _positive(qs)
     dropped = np.array([i for i, a in enumerate(positive) if len(a) == 0], dtype=np.int64)
     if dropped.size:
-        warnings.warn(
+        issue(
             f"{dropped.size} of {len(qs)} questions have no relevant document (grade > 0) and were left out of the "
             f"evaluation (positions in the result's 'dropped', first {int(dropped[0])})",
             DroppedQueryWarning,
-            stacklevel=stacklevel,
         )
         qs = _subset(qs, np.setdiff1d(np.arange(len(qs)), dropped))
     return qs, dropped
@@ -557,10 +555,9 @@ def split_by_known(test: QuerySet, train: QuerySet) -> tuple[QuerySet, QuerySet]
     te = as_query_set(test, "test")
     none = np.array([len(a) == 0 for a in _positive(te)], dtype=bool)
     if none.any():
-        warnings.warn(
+        issue(
             f"{int(none.sum())} of {none.size} test questions have no relevant document (grade > 0): in neither group",
             DroppedQueryWarning,
-            stacklevel=2,
         )
     return _subset(te, np.flatnonzero(mask)), _subset(te, np.flatnonzero(~mask & ~none))
 

@@ -17,13 +17,12 @@ count (:class:`nudge.diagnostics.DroppedQueryWarning`).
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from ._validation import check_positive_int
-from .diagnostics import DroppedQueryWarning
+from .diagnostics import DroppedQueryWarning, issue
 
 __all__ = ["METRICS", "NDCG_FORM", "evaluate", "per_query", "rank_changes"]
 
@@ -109,11 +108,10 @@ def evaluate(retrieved: np.ndarray, relevant, k: int = 10) -> dict[str, float]:
     each = per_query(retrieved, relevant, k)
     undefined = np.isnan(each["hit"])
     if undefined.any():
-        warnings.warn(
+        issue(
             f"{int(undefined.sum())} of {undefined.size} queries have no relevant document (grade > 0) and were "
             "left out of the means",
             DroppedQueryWarning,
-            stacklevel=2,
         )
     kept = ~undefined
     return {f"{m}@{k}": float(v[kept].mean()) if kept.any() else math.nan for m, v in each.items()}

@@ -8,14 +8,13 @@ into validation or test.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Hashable, Iterable, Mapping, Sequence, Sized
 from dataclasses import dataclass
 
 import numpy as np
 
 from ._validation import check_answers, check_matrix
-from .diagnostics import DroppedQueryWarning
+from .diagnostics import DroppedQueryWarning, issue
 
 __all__ = [
     "GRADE_THRESHOLD",
@@ -192,11 +191,10 @@ def validate_query_set(
                 f"{name} has no query with a relevant document (grade > {grade_threshold:g}): "
                 f"all {n_before} were judged without one"
             )
-        warnings.warn(
+        issue(
             f"{name}: {dropped.size} of {n_before} queries have no relevant document (grade > {grade_threshold:g}) "
             f"and were left out (first at position {int(dropped[0])})",
             DroppedQueryWarning,
-            stacklevel=3,
         )
     emb = check_matrix(qs.embeddings, f"{name} embeddings", dim=dim, dtype=dtype)
     flat, offsets = check_answers(qs.answers, f"{name} answers", n_queries=emb.shape[0], n_docs=n_docs)
