@@ -123,12 +123,15 @@ class FitDiagnostics:
         Largest ``||e_i' - e_i||`` (NUDGE-M: ``gamma`` for every moved document; NUDGE-N:
         ``sqrt(2 - 2 cos theta_i)``); 0 when nothing moved.
     largest_move_document : int or None
-        Its document number (row of the embeddings); among equal moves, the one with the most
-        training questions.
+        Its document number (row of the embeddings); among equal moves (NUDGE-M: all of them),
+        the one with the largest query sum ``||G_i||`` (training questions pulling one way).
     largest_move_questions : int
         Training questions of that document.
     warnings : tuple of str
         What to look at before trusting the fit (also issued as :class:`FitWarning`).
+    train_unit : str
+        What ``n_train`` and ``largest_move_questions`` count: "questions", or "pairs" when the
+        fit saw per-document query sums (:class:`nudge.production.streaming.NudgeState`).
     """
 
     method: str
@@ -153,6 +156,7 @@ class FitDiagnostics:
     largest_move_document: int | None
     largest_move_questions: int
     warnings: tuple[str, ...] = ()
+    train_unit: str = "questions"
 
     @property
     def gain(self) -> float | None:
@@ -173,7 +177,7 @@ class FitDiagnostics:
         dropped = (
             f", {self.n_train_dropped} without a relevant document ({above}) left out" if self.n_train_dropped else ""
         )
-        lines.append(f"  training: {self.n_train} questions{dropped}")
+        lines.append(f"  training: {self.n_train} {self.train_unit}{dropped}")
         if not self.gamma_fixed:
             dropped = f", {self.n_val_dropped} without a relevant document left out" if self.n_val_dropped else ""
             reach = (
@@ -196,10 +200,10 @@ class FitDiagnostics:
         if self.n_moved and self.largest_move_document is not None:
             d = self.largest_move_document
             label = f"document {doc_ids[d]!r}" if doc_ids is not None else f"document {d}"
-            n = self.largest_move_questions
-            who = f"{label}, {n} training question{'s' if n != 1 else ''}"
+            n, unit = self.largest_move_questions, self.train_unit
+            who = f"{label}, {n} training {unit if n != 1 else unit[:-1]}"
             if self.method == "M":
-                moved += f"; each by {self.largest_move:.4g} (= gamma; the most asked: {who})"
+                moved += f"; each by {self.largest_move:.4g} (= gamma; largest query sum: {who})"
             else:
                 moved += f"; largest move {self.largest_move:.4g} ({who})"
         lines.append(moved)

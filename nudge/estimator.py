@@ -217,7 +217,7 @@ def fit_nudge(
     diagnostics = _diagnostics(
         params, gamma, score, facts, n_docs=n_docs, n_train=tq.shape[0], n_train_dropped=int(t_dropped.size),
         n_val=n_val, n_val_dropped=int(v_dropped.size), reachable=reachable, support=support, moved=moved,
-        directions=directions, e_support=e_support, tflat=tflat,
+        directions=directions, e_support=e_support, tflat=tflat, sums=sums,
     )  # fmt: skip
     for text in diagnostics.warnings:
         issue(f"NUDGE-{params.method}: {text}", FitWarning)
@@ -236,7 +236,8 @@ def fit_nudge(
 
 
 def _diagnostics(params: NudgeParams, gamma: float, score, facts, *, n_docs, n_train, n_train_dropped, n_val,
-                 n_val_dropped, reachable, support, moved, directions, e_support, tflat) -> FitDiagnostics:  # fmt: skip
+                 n_val_dropped, reachable, support, moved, directions, e_support, tflat, sums,
+                 ) -> FitDiagnostics:  # fmt: skip
     """The :class:`FitDiagnostics` of a fit (see :func:`fit_nudge`)."""
     fixed = params.gamma is not None
     zero_is_best = None if facts is None else bool(facts["zero_is_best"])
@@ -246,9 +247,10 @@ def _diagnostics(params: NudgeParams, gamma: float, score, facts, *, n_docs, n_t
     sizes = move_sizes(params.method, gamma, cos_angle, support.size)
     largest, doc, n_questions = 0.0, None, 0
     if moved.size and sizes.size:
-        questions = np.bincount(np.searchsorted(support, tflat[np.isin(tflat, support)]), minlength=support.size)
-        best = np.lexsort((-questions, -sizes))[0]  # the largest move; among equal ones, the most asked
-        largest, doc, n_questions = float(sizes[best]), int(support[best]), int(questions[best])
+        weight = np.einsum("ij,ij->i", sums, sums)  # ||G_i||^2: grows with the document's training questions
+        best = np.lexsort((-weight, -sizes))[0]  # the largest move; among equal ones, the largest query sum
+        largest, doc = float(sizes[best]), int(support[best])
+        n_questions = int(np.count_nonzero(tflat == doc))
     val_score = None if score is None else float(score)
     return FitDiagnostics(
         method=params.method,

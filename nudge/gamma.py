@@ -443,7 +443,7 @@ def best_regions(lo: np.ndarray, hi: np.ndarray, weights: np.ndarray) -> tuple[t
     total = max(int(np.max(cover)), 0)
     if total == 0:
         return ((0.0, math.inf),)
-    at_max = np.array([int(c) == total for c in cover], dtype=bool)
+    at_max = np.array([int(c) == total for c in cover], dtype=bool) if cover.dtype == object else cover == total
     before = np.concatenate([[False], at_max[:-1]])
     starts = np.flatnonzero(at_max & ~before)
     ends = np.flatnonzero(~at_max & before)  # the event that leaves the region (an interval's end)

@@ -223,9 +223,10 @@ def test_every_diagnostic_field(problem, method):
     assert change[d.largest_move_document] == pytest.approx(d.largest_move, abs=1e-5)
     asked = sum(d.largest_move_document in a for a in problem.train.answers)
     assert d.largest_move_questions == asked
-    if method == "M":  # every moved document moves by gamma: the most asked one is named
-        counts = [sum(int(doc) in a for a in problem.train.answers) for doc in est.moved_]
-        assert asked == max(counts) and d.largest_move == pytest.approx(est.gamma_)
+    if method == "M":  # every moved document moves by gamma: the one with the largest query sum is named
+        norms = np.linalg.norm(est.query_sums_, axis=1)
+        assert norms[list(est.support_).index(d.largest_move_document)] == norms.max()
+        assert d.largest_move == pytest.approx(est.gamma_)
     text = d.summary(doc_ids=[f"doc-{i}" for i in range(len(problem.embeddings))])
     assert f"document 'doc-{d.largest_move_document}'" in text and str(d) == d.summary()
     assert f"validation: {len(problem.val)} questions; {reachable} have an answer with training questions" in text
@@ -319,3 +320,25 @@ def test_cli_fit_prints_the_report_and_evaluate_states_the_ndcg(tmp_path, capsys
     assert not [w for w in caught if issubclass(w.category, FitWarning)] and "FitWarning" not in printed.err
     assert main(["evaluate", str(out)]) == 0
     assert NDCG_FORM in capsys.readouterr().out
+
+
+def test_nudge_state_counts_training_pairs(problem):
+    """NudgeState fits on one query sum per document: its report counts the state's pairs instead."""
+    from nudge.production.streaming import NudgeState
+
+    ids = [f"d{i}" for i in range(len(problem.embeddings))]
+
+    def by_id(qs):
+        return qs.embeddings, [[ids[d] for d in a] for a in qs.answers]
+
+    state = NudgeState("M")
+    state.add_pairs(train=by_id(problem.train), val=by_id(problem.val))
+    direct, _ = _fit("M", problem, problem.val)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FitWarning)
+        state.fit_gamma(problem.embeddings, ids)
+    d, e = state.diagnostics_, direct.diagnostics_
+    assert d.train_unit == "pairs" and d.n_train == state.n_train_pairs == problem.train.n_pairs
+    assert (d.gamma, d.n_moved, d.largest_move_document) == (e.gamma, e.n_moved, e.largest_move_document)
+    assert d.largest_move_questions == e.largest_move_questions  # a document's pairs are its questions
+    assert "training: " + str(problem.train.n_pairs) + " pairs" in d.summary()
