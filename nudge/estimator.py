@@ -27,9 +27,10 @@ from ._io import load_artifact, row_fingerprints, save_artifact
 from ._validation import FLOAT_DTYPES, check_gamma, check_matrix, check_positive_int
 from ._version import __version__
 from .apply import check_method, move_rows
-from .directions import moved_rows, query_sums_csr, unit_rows
+from .diagnostics import FitDiagnostics, FitWarning, curve_shape, fit_warnings, issue, move_sizes
+from .directions import moved_rows, nudge_n_geometry, query_sums_csr, unit_rows
 from .gamma import REFERENCE_GRID, ValidationContext, build_context, choose_gamma
-from .pairs import as_query_set, validate_query_set
+from .pairs import GRADE_THRESHOLD, as_query_set, binarise, validate_query_set
 
 __all__ = [
     "Corpus",
@@ -62,6 +63,7 @@ class NudgeParams(NamedTuple):
     chunk_size: int
     val_batch_size: int
     gamma_choice: str
+    grade_threshold: float = GRADE_THRESHOLD  # labels with grade > this are relevant (training and gamma)
 
 
 def check_params(
@@ -73,6 +75,7 @@ def check_params(
     chunk_size: object = DEFAULT_CHUNK_SIZE,
     val_batch_size: object = 256,
     gamma_choice: object = "middle",
+    grade_threshold: object = GRADE_THRESHOLD,
 ) -> NudgeParams:
     """Check :class:`Nudge`'s parameters; ``ValueError`` naming the first bad one."""
     method = check_method(method)
@@ -88,6 +91,10 @@ def check_params(
             check_gamma(g, "grid value", method="N")
     if gamma_choice not in GAMMA_CHOICES:
         raise ValueError(f"gamma_choice must be 'middle' or 'smallest', got {gamma_choice!r}")
+    if isinstance(grade_threshold, bool) or not isinstance(grade_threshold, (int, float, np.floating, np.integer)):
+        raise ValueError(f"grade_threshold must be a number, got {grade_threshold!r}")
+    if not np.isfinite(grade_threshold):
+        raise ValueError(f"grade_threshold must be finite, got {grade_threshold!r}")
     return NudgeParams(
         method=method,
         gamma=gamma,
@@ -96,6 +103,7 @@ def check_params(
         chunk_size=check_positive_int(chunk_size, "chunk_size"),
         val_batch_size=check_positive_int(val_batch_size, "val_batch_size"),
         gamma_choice=gamma_choice,
+        grade_threshold=float(grade_threshold),
     )
 
 
@@ -127,6 +135,7 @@ class NudgeFit:
     val_score: float | None
     validation_curve: dict | None
     best_region: tuple[float, float] | None
+    diagnostics: FitDiagnostics | None = None
 
 
 def _choose(ctx: ValidationContext, params: NudgeParams):
@@ -164,36 +173,118 @@ def fit_nudge(
     names : (str, str)
         The names of ``train`` and ``val`` in error messages.
     select : callable, optional
-        ``select(ctx, params) -> (gamma, score, curve, best region)``; default
-        :func:`nudge.gamma.choose_gamma`.
+        ``select(ctx, params) -> (gamma, score, curve, best region[, facts])``; default
+        :func:`nudge.gamma.choose_gamma` (``facts`` feed the diagnostics' curve fields).
+
+    Labels are binarised here (:func:`nudge.pairs.binarise`): an answer is relevant when its
+    grade is above ``params.grade_threshold``; training and validation queries left without one
+    are left out, counted in ``diagnostics`` and warned about. The returned ``diagnostics``
+    (:class:`nudge.diagnostics.FitDiagnostics`) explain the fit; its warnings are issued as
+    :class:`nudge.diagnostics.FitWarning`.
     """
-    tq, tflat, toff = validate_query_set(as_query_set(train, names[0]), names[0], n_docs=n_docs, dim=dim, dtype=dtype)
+    thr = params.grade_threshold
+    train_qs, t_dropped = binarise(as_query_set(train, names[0]), names[0], thr)
+    if t_dropped.size and len(train_qs) == 0:
+        raise ValueError(f"{names[0]} has no query with a relevant document (grade > {thr:g})")
+    tq, tflat, toff = validate_query_set(train_qs, names[0], n_docs=n_docs, dim=dim, dtype=dtype)
     support, sums = query_sums_csr(tq, tflat, toff)
     directions = unit_rows(sums).astype(dtype)
     log.info("NUDGE-%s: %d of %d documents have training queries", params.method, support.size, n_docs)
-    gamma, score, curve, region = params.gamma, None, None, None
+    gamma, score, curve, region, facts = params.gamma, None, None, None, None
+    v_dropped, n_val, reachable = np.empty(0, np.int64), 0, None
     if gamma is None:
         if val is None:
             raise ValueError(f"{names[1]} is required to choose gamma; pass validation queries or set gamma=")
-        vq, vflat, voff = validate_query_set(as_query_set(val, names[1]), names[1], n_docs=n_docs, dim=dim, dtype=dtype)
+        val_qs, v_dropped = binarise(as_query_set(val, names[1]), names[1], thr)
+        if v_dropped.size and len(val_qs) == 0:
+            raise ValueError(f"{names[1]} has no query with a relevant document (grade > {thr:g}) to choose gamma on")
+        vq, vflat, voff = validate_query_set(val_qs, names[1], n_docs=n_docs, dim=dim, dtype=dtype)
         ctx = build_context(
             vq, vflat, voff, support, directions, corpus, k=params.k, val_batch_size=params.val_batch_size
         )
-        gamma, score, curve, region = select(ctx, params)
+        chosen = select(ctx, params)
+        gamma, score, curve, region = chosen[:4]
+        facts = chosen[4] if len(chosen) > 4 else None
         e_support = ctx.tracked_rows[ctx.support_cols]
+        n_val = vq.shape[0]
+        in_support = np.isin(vflat, support)
+        reachable = int(np.count_nonzero(np.add.reduceat(in_support.astype(np.int64), voff[:-1])))
     else:
         e_support = corpus.rows(support) if params.method == "N" else None
     log.info("NUDGE-%s: gamma = %.6g (validation score %s)", params.method, gamma, score)
+    gamma = float(gamma)
+    moved = moved_rows(params.method, gamma, support, directions, e_support)
+    diagnostics = _diagnostics(
+        params, gamma, score, facts, n_docs=n_docs, n_train=tq.shape[0], n_train_dropped=int(t_dropped.size),
+        n_val=n_val, n_val_dropped=int(v_dropped.size), reachable=reachable, support=support, moved=moved,
+        directions=directions, e_support=e_support, tflat=tflat, sums=sums,
+    )  # fmt: skip
+    for text in diagnostics.warnings:
+        issue(f"NUDGE-{params.method}: {text}", FitWarning)
     return NudgeFit(
         params=params,
-        gamma=float(gamma),
+        gamma=gamma,
         support=support,
         query_sums=sums,
         directions=directions,
-        moved=moved_rows(params.method, float(gamma), support, directions, e_support),
+        moved=moved,
         val_score=None if score is None else float(score),
         validation_curve=curve,
         best_region=region,
+        diagnostics=diagnostics,
+    )
+
+
+def _diagnostics(params: NudgeParams, gamma: float, score, facts, *, n_docs, n_train, n_train_dropped, n_val,
+                 n_val_dropped, reachable, support, moved, directions, e_support, tflat, sums,
+                 ) -> FitDiagnostics:  # fmt: skip
+    """The :class:`FitDiagnostics` of a fit (see :func:`fit_nudge`)."""
+    fixed = params.gamma is not None
+    zero_is_best = None if facts is None else bool(facts["zero_is_best"])
+    cos_angle = None
+    if params.method == "N" and gamma > 0 and support.size:
+        cos_angle = nudge_n_geometry(e_support, directions)[0]
+    sizes = move_sizes(params.method, gamma, cos_angle, support.size)
+    largest, doc, n_questions = 0.0, None, 0
+    if moved.size and sizes.size:
+        weight = np.einsum("ij,ij->i", sums, sums)  # ||G_i||^2: grows with the document's training questions
+        best = np.lexsort((-weight, -sizes))[0]  # the largest move; among equal ones, the largest query sum
+        largest, doc = float(sizes[best]), int(support[best])
+        n_questions = int(np.count_nonzero(tflat == doc))
+    val_score = None if score is None else float(score)
+    return FitDiagnostics(
+        method=params.method,
+        gamma=gamma,
+        gamma_fixed=fixed,
+        k=params.k,
+        grade_threshold=params.grade_threshold,
+        n_train=n_train,
+        n_train_dropped=n_train_dropped,
+        n_val=n_val,
+        n_val_dropped=n_val_dropped,
+        n_val_reachable=reachable,
+        score_at_zero=None if facts is None else float(facts["score_at_zero"]),
+        val_score=val_score,
+        best_regions=() if facts is None else tuple(facts["best_regions"]),
+        curve_shape=None if facts is None else curve_shape(facts["best_regions"], zero_is_best, facts["constant"]),
+        zero_is_best=zero_is_best,
+        n_documents=n_docs,
+        n_support=int(support.size),
+        n_moved=int(moved.size),
+        largest_move=largest,
+        largest_move_document=doc,
+        largest_move_questions=n_questions,
+        warnings=fit_warnings(
+            method=params.method,
+            gamma_fixed=fixed,
+            n_train_dropped=n_train_dropped,
+            n_val=n_val,
+            n_val_dropped=n_val_dropped,
+            n_val_reachable=reachable,
+            val_score=val_score,
+            zero_is_best=zero_is_best,
+            grade_threshold=params.grade_threshold,
+        ),
     )
 
 
@@ -221,7 +312,14 @@ class Nudge:
     gamma_choice : {"middle", "smallest"}
         NUDGE-M: where to take gamma inside the best region (every gamma there scores the same
         on validation). "smallest" is the reference's choice, where a validation answer only
-        ties with a competitor; "middle" keeps a margin on both sides.
+        ties with a competitor; "middle" keeps a margin on both sides. Either way, when the best
+        region starts at 0 (moving helps no validation question) gamma is 0: nothing moves.
+    grade_threshold : float
+        Graded labels (:attr:`nudge.QuerySet.grades`) are binarised for what NUDGE needs (the
+        query sums of training answers, the validation top-``k`` share): an answer counts when
+        its grade is above this (default 0: BEIR's grade 0 means "judged not relevant").
+        Queries left without an answer are left out and counted in ``diagnostics_``. Metrics
+        (:mod:`nudge.metrics`) use the grades themselves.
 
     Attributes
     ----------
@@ -243,6 +341,10 @@ class Nudge:
         ``{"gamma": (g,), "score": (g,)}``: validation score against gamma (exact for NUDGE-M).
     best_region_ : tuple of float or None
         NUDGE-M only: ``(start, end)``, every gamma in between scores ``val_score_``.
+    diagnostics_ : FitDiagnostics or None
+        What the fit saw and did, in words with ``print(model.diagnostics_)``: the validation
+        curve's shape, the gamma = 0 rule, how many validation questions could gain, warnings
+        (:mod:`nudge.diagnostics`). Not saved: None after :meth:`load`.
     n_documents_, n_features_in_ : int
         Shape of the fitted embeddings.
     dtype_ : numpy dtype
@@ -264,6 +366,7 @@ class Nudge:
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         val_batch_size: int = 256,
         gamma_choice: str = "middle",
+        grade_threshold: float = GRADE_THRESHOLD,
     ) -> None:
         self.method = method
         self.gamma = gamma
@@ -272,6 +375,7 @@ class Nudge:
         self.chunk_size = chunk_size
         self.val_batch_size = val_batch_size
         self.gamma_choice = gamma_choice
+        self.grade_threshold = grade_threshold
 
     # ------------------------------------------------------------------ parameters
     def get_params(self, deep: bool = True) -> dict:
@@ -283,6 +387,7 @@ class Nudge:
             "chunk_size": self.chunk_size,
             "val_batch_size": self.val_batch_size,
             "gamma_choice": self.gamma_choice,
+            "grade_threshold": self.grade_threshold,
         }
 
     def __repr__(self) -> str:
@@ -338,6 +443,7 @@ class Nudge:
         self.val_score_ = fit.val_score
         self.validation_curve_ = fit.validation_curve
         self.best_region_ = fit.best_region
+        self.diagnostics_ = fit.diagnostics
         self.n_documents_, self.n_features_in_ = e.shape
         self.dtype_ = e.dtype
         self.embeddings_sha256_ = fingerprint(e)
@@ -424,6 +530,7 @@ class Nudge:
         params = _saved_params(meta, path)
         est = cls(**params._asdict())
         est.__dict__.update(_saved_state(meta, arrays, path))
+        est.diagnostics_ = None
         if (params.method, params.k) != (est.method_, est.k_) or params.gamma not in (None, est.gamma_):
             raise _field_error(path, "params", "disagrees with the stored method, k or gamma")
         est.directions_ = unit_rows(est.query_sums_).astype(est.dtype_)
@@ -491,6 +598,8 @@ def _field_error(path, field: str, what: str) -> ValueError:
 
 def _saved_params(meta: dict, path) -> NudgeParams:
     params = meta.get("params")
+    if isinstance(params, dict) and "grade_threshold" not in params:  # saved before graded labels
+        params = {**params, "grade_threshold": GRADE_THRESHOLD}
     if not isinstance(params, dict) or set(params) != set(Nudge().get_params()):
         raise _field_error(path, "params", f"must hold exactly {sorted(Nudge().get_params())}")
     try:

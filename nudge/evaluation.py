@@ -14,6 +14,13 @@ Test questions fall in two groups that NUDGE treats very differently (:func:`spl
 questions about passages that have training questions (*known*: NUDGE moved their answers) and
 questions about passages nobody asked about before (*never asked*: NUDGE cannot help them, and
 moving the other passages may push them down).
+
+Graded labels (:attr:`nudge.QuerySet.grades`) reach nDCG as they are: gain = grade, discount
+``1/log2(rank + 1)``, ideal DCG from the question's own grades (:data:`nudge.metrics.NDCG_FORM`);
+hit@1, MRR, recall and ranks count a document as relevant when its grade is > 0. A question with
+no document of grade > 0 (e.g. only grade-0 labels: judged, nothing relevant) cannot be
+evaluated: it is left out, its position listed in the result's ``"dropped"`` and counted in a
+:class:`nudge.diagnostics.DroppedQueryWarning`.
 """
 
 from __future__ import annotations
@@ -25,8 +32,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._validation import check_positive_int
+from .diagnostics import DroppedQueryWarning, issue
 from .metrics import per_query, rank_changes
-from .pairs import QuerySet, as_query_set
+from .pairs import QuerySet, as_query_set, check_grades
 from .retrieval import first_relevant_rank, search
 
 __all__ = [
@@ -61,6 +69,39 @@ EXACT_FLIPS_MAX = 20
 _RESAMPLE_BLOCK = 2_000_000  # bootstrap indices drawn at a time (bounds memory)
 
 
+def _positive(qs: QuerySet) -> list[list[int]]:
+    """Per query, the answers with grade > 0 (all of them for binary labels)."""
+    if qs.grades is None:
+        return [list(a) for a in qs.answers]
+    check_grades(qs, "queries")
+    return [[d for d, g in zip(a, gr, strict=True) if g > 0] for a, gr in zip(qs.answers, qs.grades, strict=True)]
+
+
+def _evaluable(queries) -> tuple[QuerySet, np.ndarray]:
+    """The queries with a relevant document (grade > 0), and the positions of the others (warned about)."""
+    qs = as_query_set(queries, "queries")
+    positive = _positive(qs)
+    dropped = np.array([i for i, a in enumerate(positive) if len(a) == 0], dtype=np.int64)
+    if dropped.size:
+        issue(
+            f"{dropped.size} of {len(qs)} questions have no relevant document (grade > 0) and were left out of the "
+            f"evaluation (positions in the result's 'dropped', first {int(dropped[0])})",
+            DroppedQueryWarning,
+        )
+        qs = _subset(qs, np.setdiff1d(np.arange(len(qs)), dropped))
+    return qs, dropped
+
+
+def _empty_result(k: int, dropped: np.ndarray) -> dict:
+    cols = ("hit@1", f"mrr@{k}", f"ndcg@{k}", f"recall@{k}")
+    return {
+        **dict.fromkeys(cols, math.nan),
+        "ranks": np.empty(0, dtype=np.int64),
+        "per_query": {c: np.empty(0) for c in cols},
+        "dropped": dropped,
+    }
+
+
 def evaluate_embeddings(doc_embeddings: np.ndarray, queries: QuerySet, *, k: int = 10, metric: str = "dot") -> dict:
     """Mean hit@1, MRR@k, nDCG@k and recall@k of ``queries`` against ``doc_embeddings``.
 
@@ -68,7 +109,7 @@ def evaluate_embeddings(doc_embeddings: np.ndarray, queries: QuerySet, *, k: int
     ----------
     doc_embeddings : ndarray, shape (N, d)
     queries : QuerySet (or a tuple/dict accepted by :func:`nudge.as_query_set`)
-        Query embeddings (n, d) and relevant document rows.
+        Query embeddings (n, d) and labelled document rows, graded when ``queries.grades`` is set.
     k : int
         Cut-off of MRR, nDCG and recall.
     metric : {"dot", "cosine"}
@@ -77,19 +118,25 @@ def evaluate_embeddings(doc_embeddings: np.ndarray, queries: QuerySet, *, k: int
     Returns
     -------
     dict
-        Metric name -> mean value; ``"ranks"``: ndarray (n,) of first relevant ranks; and
-        ``"per_query"``: metric name -> ndarray (n,) of each query's own value (what
-        :func:`paired_difference` compares).
+        Metric name -> mean value (nDCG graded: :data:`nudge.metrics.NDCG_FORM`); ``"ranks"``:
+        ndarray (n',) of first relevant ranks; ``"per_query"``: metric name -> ndarray (n',) of
+        each query's own value (what :func:`paired_difference` compares); ``"dropped"``: ndarray
+        of the positions of the queries left out because no document has grade > 0 (usually
+        empty; the n' others are evaluated, in order).
     """
-    qs = as_query_set(queries, "queries")
+    qs, dropped = _evaluable(queries)
+    if len(qs) == 0:
+        return _empty_result(k, dropped)
     idx, _ = search(qs.embeddings, doc_embeddings, k=k, metric=metric)
-    m = per_query(idx, qs.answers, k=k)
-    top1 = per_query(idx, qs.answers, k=1)
+    relevance = qs.relevance()
+    m = per_query(idx, relevance, k=k)
+    top1 = per_query(idx, relevance, k=1)
     each = {"hit@1": top1["hit"], f"mrr@{k}": m["mrr"], f"ndcg@{k}": m["ndcg"], f"recall@{k}": m["recall"]}
     return {
         **{name: float(v.mean()) for name, v in each.items()},
-        "ranks": first_relevant_rank(qs.embeddings, doc_embeddings, qs.answers, metric=metric),
+        "ranks": first_relevant_rank(qs.embeddings, doc_embeddings, _positive(qs), metric=metric),
         "per_query": each,
+        "dropped": dropped,
     }
 
 
@@ -108,20 +155,24 @@ def evaluate_store(store, queries: QuerySet, doc_ids, *, k: int = 10) -> dict:
     Returns
     -------
     dict
-        Mean hit@1, MRR@k, nDCG@k and recall@k; ``"per_query"``: metric name -> ndarray (n,) of
+        Mean hit@1, MRR@k, nDCG@k and recall@k; ``"per_query"``: metric name -> ndarray (n',) of
         each query's own value (what :func:`paired_difference` and ``format_table(...,
-        interval=...)`` compare); and ``"top"``: (n, k) array of retrieved rows.
+        interval=...)`` compare); ``"top"``: (n', k) array of retrieved rows; ``"dropped"``: as
+        in :func:`evaluate_embeddings`.
     """
-    qs = as_query_set(queries, "queries")
+    qs, dropped = _evaluable(queries)
+    if len(qs) == 0:
+        return {**_empty_result(k, dropped), "top": np.empty((0, k), dtype=np.int64)}
     row = {d: i for i, d in enumerate(doc_ids)}
     ids, _ = store.search(qs.embeddings, k=k)
     unknown = {i for r in ids for i in r if i not in row}
     if unknown:
         raise ValueError(f"store returned ids that are not in doc_ids, e.g. {sorted(unknown)[:3]}")
     top = np.array([[row[i] for i in r] for r in ids], dtype=np.int64)
-    m, top1 = per_query(top, qs.answers, k=k), per_query(top, qs.answers, k=1)
+    relevance = qs.relevance()
+    m, top1 = per_query(top, relevance, k=k), per_query(top, relevance, k=1)
     each = {"hit@1": top1["hit"], f"mrr@{k}": m["mrr"], f"ndcg@{k}": m["ndcg"], f"recall@{k}": m["recall"]}
-    return {**{name: float(v.mean()) for name, v in each.items()}, "per_query": each, "top": top}
+    return {**{name: float(v.mean()) for name, v in each.items()}, "per_query": each, "top": top, "dropped": dropped}
 
 
 # --------------------------------------------------------------------------------------------
@@ -481,11 +532,12 @@ def known_mask(test: QuerySet, train: QuerySet) -> np.ndarray:
     -------
     ndarray of bool, shape (len(test),)
         True: known (NUDGE moved at least one of its answers); False: *never asked* (none of
-        its relevant passages has any training query, so NUDGE moved none of them).
+        its relevant passages has any training query, so NUDGE moved none of them), or no
+        relevant passage at all. Only labels with grade > 0 count, on both sides.
     """
     te, tr = as_query_set(test, "test"), as_query_set(train, "train")
-    asked = {int(d) for answers in tr.answers for d in answers}
-    return np.array([any(int(d) in asked for d in answers) for answers in te.answers], dtype=bool)
+    asked = {int(d) for answers in _positive(tr) for d in answers}
+    return np.array([any(int(d) in asked for d in answers) for answers in _positive(te)], dtype=bool)
 
 
 def split_by_known(test: QuerySet, train: QuerySet) -> tuple[QuerySet, QuerySet]:
@@ -495,16 +547,25 @@ def split_by_known(test: QuerySet, train: QuerySet) -> tuple[QuerySet, QuerySet]
     any training query, and *known* otherwise (even if only one of several relevant passages
     has training queries). NUDGE only moves passages with training queries, so it can only
     help the known group; the never-asked group can only lose rank as the others move.
-    Both are new query sets in the original order (either may be empty).
+    Both are new query sets in the original order (either may be empty). A test query with no
+    relevant passage (no grade > 0) is in neither group (it cannot be evaluated), with a
+    :class:`nudge.diagnostics.DroppedQueryWarning` giving the count.
     """
     mask = known_mask(test, train)
     te = as_query_set(test, "test")
-    return _subset(te, np.flatnonzero(mask)), _subset(te, np.flatnonzero(~mask))
+    none = np.array([len(a) == 0 for a in _positive(te)], dtype=bool)
+    if none.any():
+        issue(
+            f"{int(none.sum())} of {none.size} test questions have no relevant document (grade > 0): in neither group",
+            DroppedQueryWarning,
+        )
+    return _subset(te, np.flatnonzero(mask)), _subset(te, np.flatnonzero(~mask & ~none))
 
 
 def _subset(qs: QuerySet, rows: np.ndarray) -> QuerySet:
     emb = np.asarray(qs.embeddings)
-    return QuerySet(emb[rows], [list(qs.answers[i]) for i in rows])
+    grades = None if qs.grades is None else [list(qs.grades[i]) for i in rows]
+    return QuerySet(emb[rows], [list(qs.answers[i]) for i in rows], grades)
 
 
 GROUPS = ("known", "never asked")
@@ -522,12 +583,5 @@ def evaluate_by_group(doc_embeddings: np.ndarray, test: QuerySet, train: QuerySe
         if len(part):
             out[name] = {**evaluate_embeddings(doc_embeddings, part, **kwargs), "n": len(part)}
         else:
-            k = kwargs.get("k", 10)
-            cols = ("hit@1", f"mrr@{k}", f"ndcg@{k}", f"recall@{k}")
-            out[name] = {
-                **dict.fromkeys(cols, math.nan),
-                "ranks": np.empty(0, dtype=np.int64),
-                "per_query": {c: np.empty(0) for c in cols},
-                "n": 0,
-            }
+            out[name] = {**_empty_result(kwargs.get("k", 10), np.empty(0, dtype=np.int64)), "n": 0}
     return out

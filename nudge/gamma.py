@@ -38,10 +38,12 @@ __all__ = [
     "best_gamma_from_intervals",
     "best_gamma_m",
     "best_gamma_n",
+    "best_regions",
     "build_context",
     "choose_gamma",
     "curve_m",
     "curve_n",
+    "grid_regions",
     "nudge_n_hit_totals",
     "pair_intervals",
     "pick_in_region",
@@ -424,6 +426,43 @@ def best_gamma_from_intervals(lo: np.ndarray, hi: np.ndarray, weights: np.ndarra
     return float(vals[order[i]]), total, float(vals[order[i + 1]])
 
 
+def best_regions(lo: np.ndarray, hi: np.ndarray, weights: np.ndarray) -> tuple[tuple[float, float], ...]:
+    """Every maximal region ``[start, end]`` covered by the largest total weight of closed intervals.
+
+    Same sweep as :func:`best_gamma_from_intervals` (whose region is the first of these), but
+    keeping all of them: one region is a single peak, several are separate peaks of equal height.
+    ``((0.0, inf),)`` when no interval exists (every gamma scores 0).
+    """
+    if lo.size == 0:
+        return ((0.0, math.inf),)
+    vals = np.concatenate([lo, hi])
+    kind = np.concatenate([np.zeros(lo.size, np.int8), np.ones(hi.size, np.int8)])  # starts first
+    w = np.concatenate([weights, -weights])
+    order = np.lexsort((kind, vals))
+    cover = np.cumsum(w[order])
+    total = max(int(np.max(cover)), 0)
+    if total == 0:
+        return ((0.0, math.inf),)
+    at_max = np.array([int(c) == total for c in cover], dtype=bool) if cover.dtype == object else cover == total
+    before = np.concatenate([[False], at_max[:-1]])
+    starts = np.flatnonzero(at_max & ~before)
+    ends = np.flatnonzero(~at_max & before)  # the event that leaves the region (an interval's end)
+    v = vals[order]
+    return tuple((float(v[a]), float(v[b])) for a, b in zip(starts, ends, strict=True))
+
+
+def grid_regions(grid, scores) -> tuple[tuple[float, float], ...]:
+    """Maximal runs of consecutive (sorted) grid values that reach the best score: ``((lo, hi), ...)``."""
+    g = np.asarray(grid, dtype=np.float64)
+    s = np.asarray(scores, dtype=np.float64)
+    order = np.argsort(g, kind="stable")
+    g, s = g[order], s[order]
+    at_max = s == s.max()
+    edges = np.diff(np.concatenate([[0], at_max.astype(np.int8), [0]]))
+    starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1
+    return tuple((float(g[a]), float(g[b])) for a, b in zip(starts, stops, strict=True))
+
+
 def pick_in_region(start: float, end: float, choice: str = "middle") -> float:
     """A gamma inside the best region ``[start, end]``.
 
@@ -491,11 +530,17 @@ def _level_sets(lo: np.ndarray, hi: np.ndarray, cap: int):
 def best_gamma_m(ctx: ValidationContext, k: int = 1, choice: str = "middle", *, intervals=None):
     """Exact NUDGE-M gamma: ``(gamma, validation score, best region (start, end))``.
 
+    ``choice`` picks gamma inside the first best region (:func:`pick_in_region`), except when
+    that region starts at 0: then no gamma beats not moving, and gamma is 0 (the gamma = 0 rule,
+    :mod:`nudge.diagnostics`).
+
     ``intervals`` may pass the result of :func:`query_intervals` to avoid recomputing it.
     """
     lo, hi, w, scale = intervals if intervals is not None else query_intervals(ctx, k)
     start, total, end = best_gamma_from_intervals(lo, hi, w)
-    return pick_in_region(start, end, choice), total / (scale * ctx.n_queries), (start, end)
+    # The gamma = 0 rule: when 0 is in the best region, moving helps no validation question: move nothing.
+    gamma = 0.0 if start == 0 else pick_in_region(start, end, choice)
+    return gamma, total / (scale * ctx.n_queries), (start, end)
 
 
 def curve_m(ctx: ValidationContext, gammas: np.ndarray, k: int = 1, *, intervals=None) -> np.ndarray:
@@ -519,18 +564,47 @@ def _fractions(totals, denominator: int) -> np.ndarray:
 
 
 def choose_gamma(ctx: ValidationContext, method: str, k: int, grid=REFERENCE_GRID, choice: str = "middle"):
-    """Gamma for ``method`` on ``ctx``: ``(gamma, score, curve, best region or None)``.
+    """Gamma for ``method`` on ``ctx``: ``(gamma, score, curve, best region or None, facts)``.
 
     NUDGE-M: exact, ``choice`` inside the best region, the curve on 201 points up to
-    ``max(0.5, 2 gamma)``; NUDGE-N: the first best value of ``grid``, the curve on the grid.
+    ``max(0.5, 2 g)`` with ``g`` the ``choice`` in the first best region; NUDGE-N: the first best value of
+    ``grid``, the curve on the grid. Both apply the gamma = 0 rule (:mod:`nudge.diagnostics`):
+    when gamma = 0 scores as well as the best, gamma is 0 (for NUDGE-N also when ``grid`` lacks 0).
+
+    ``facts`` is a dict for :class:`nudge.diagnostics.FitDiagnostics`: ``"score_at_zero"``,
+    ``"best_regions"`` (every best region: exact for NUDGE-M, runs of grid values for NUDGE-N),
+    ``"zero_is_best"`` and ``"constant"`` (the score is the same at every gamma).
     """
     if method == "M":
         intervals = query_intervals(ctx, k)
         gamma, score, region = best_gamma_m(ctx, k, choice, intervals=intervals)
-        grid_m = np.unique(np.append(np.linspace(0.0, max(0.5, 2 * gamma), 201), gamma))
-        return gamma, score, {"gamma": grid_m, "score": curve_m(ctx, grid_m, k, intervals=intervals)}, region
+        regions = best_regions(*intervals[:3])
+        # the curve's extent and points do not depend on the gamma = 0 rule (the same plot either way)
+        shown = pick_in_region(*region, choice)
+        grid_m = np.unique(np.append(np.linspace(0.0, max(0.5, 2 * shown), 201), [shown, gamma]))
+        curve = {"gamma": grid_m, "score": curve_m(ctx, grid_m, k, intervals=intervals)}
+        at_zero = float(curve["score"][0])
+        constant = regions == ((0.0, math.inf),)
+        facts = {
+            "score_at_zero": at_zero,
+            "best_regions": regions,
+            "zero_is_best": region[0] == 0,
+            "constant": constant,
+        }
+        return gamma, score, curve, region, facts
+    grid = [float(g) for g in grid]
     gamma, score, scores = best_gamma_n(ctx, grid, k)
-    return gamma, score, {"gamma": np.asarray(grid, dtype=np.float64), "score": scores}, None
+    at_zero = float(scores[grid.index(0.0)]) if 0.0 in grid else float(curve_n(ctx, [0.0], k)[0])
+    zero_is_best = at_zero >= score
+    if zero_is_best:
+        gamma, score = 0.0, at_zero
+    facts = {
+        "score_at_zero": at_zero,
+        "best_regions": grid_regions(grid, scores),
+        "zero_is_best": zero_is_best,
+        "constant": bool(np.all(scores == at_zero)),
+    }
+    return gamma, score, {"gamma": np.asarray(grid, dtype=np.float64), "score": scores}, None, facts
 
 
 # --------------------------------------------------------------------------------------------

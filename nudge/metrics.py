@@ -1,22 +1,34 @@
 """Monitoring: hit@k, recall@k, MRR@k and nDCG@k over ranked result lists (notebook 05).
 
 ``relevant`` is a list with one entry per query: either a list of relevant document indices
-(binary relevance) or a ``{document index: grade}`` mapping (graded relevance; grades > 0 are
-relevant). nDCG uses linear gain ``grade / log2(rank + 1)``, as trec_eval and BEIR do.
-Per-query values are returned by :func:`per_query`, means by :func:`evaluate`.
+(binary relevance, every grade 1) or a ``{document index: grade}`` mapping (graded relevance).
+
+Graded nDCG (:data:`NDCG_FORM`), the BEIR / trec_eval convention: gain = the grade itself
+(linear, not ``2**grade - 1``), discount ``1 / log2(rank + 1)`` for ranks 1..k, and the ideal DCG
+from the query's OWN grades sorted in decreasing order (cut at k). With binary labels this is
+exactly the binary nDCG. hit@k, recall@k and MRR@k are binary: a document counts as relevant
+when its grade is > 0 (grade 0 is "judged not relevant": gain 0, as if unlabelled).
+
+A query without any grade > 0 has no relevant document: its metrics are undefined (NaN in
+:func:`per_query`) and :func:`evaluate` averages over the other queries, warning with their
+count (:class:`nudge.diagnostics.DroppedQueryWarning`).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from ._validation import check_positive_int
+from .diagnostics import DroppedQueryWarning, issue
 
-__all__ = ["METRICS", "evaluate", "per_query", "rank_changes"]
+__all__ = ["METRICS", "NDCG_FORM", "evaluate", "per_query", "rank_changes"]
 
 METRICS = ("hit", "recall", "mrr", "ndcg")
+#: The nDCG the kit computes, in words (printed where nDCG is shown).
+NDCG_FORM = "nDCG: gain = grade, discount 1/log2(rank+1), ideal from each question's own grades (BEIR/trec_eval)"
 
 
 def _grades(relevant, n_queries: int) -> list[dict[int, float]]:
@@ -38,10 +50,7 @@ def _grades(relevant, n_queries: int) -> list[dict[int, float]]:
             )
         if any(g < 0 or not np.isfinite(g) for g in grades.values()):
             raise ValueError(f"relevant[{i}] has a negative or non-finite grade")
-        grades = {d: g for d, g in grades.items() if g > 0}
-        if not grades:
-            raise ValueError(f"relevant[{i}] has no relevant document (grade > 0)")
-        out.append(grades)
+        out.append({d: g for d, g in grades.items() if g > 0})  # may be empty: nothing relevant
     return out
 
 
@@ -60,7 +69,8 @@ def per_query(retrieved: np.ndarray, relevant, k: int = 10) -> dict[str, np.ndar
     Returns
     -------
     dict of str to ndarray of float64, shape (n_q,)
-        Keys ``"hit"``, ``"recall"``, ``"mrr"``, ``"ndcg"``.
+        Keys ``"hit"``, ``"recall"``, ``"mrr"``, ``"ndcg"`` (graded nDCG: see the module's
+        docstring). NaN for a query without a document of grade > 0.
     """
     retrieved = np.asarray(retrieved)
     if retrieved.ndim != 2 or not np.issubdtype(retrieved.dtype, np.integer):
@@ -74,6 +84,10 @@ def per_query(retrieved: np.ndarray, relevant, k: int = 10) -> dict[str, np.ndar
     discount = 1.0 / np.log2(np.arange(2, k + 2))
     res = {m: np.zeros(retrieved.shape[0]) for m in METRICS}
     for i, (row, g) in enumerate(zip(retrieved[:, :k], grades, strict=True)):
+        if not g:
+            for m in METRICS:
+                res[m][i] = np.nan
+            continue
         gains = np.array([g.get(int(d), 0.0) for d in row])
         hits = gains > 0
         if hits.any():
@@ -86,8 +100,21 @@ def per_query(retrieved: np.ndarray, relevant, k: int = 10) -> dict[str, np.ndar
 
 
 def evaluate(retrieved: np.ndarray, relevant, k: int = 10) -> dict[str, float]:
-    """Mean hit@k, recall@k, MRR@k and nDCG@k over queries (keys like ``"ndcg@10"``)."""
-    return {f"{m}@{k}": float(v.mean()) for m, v in per_query(retrieved, relevant, k).items()}
+    """Mean hit@k, recall@k, MRR@k and nDCG@k over queries (keys like ``"ndcg@10"``).
+
+    Queries without a relevant document (no grade > 0) are left out of the means, with a
+    :class:`nudge.diagnostics.DroppedQueryWarning` giving their count (NaN when none is left).
+    """
+    each = per_query(retrieved, relevant, k)
+    undefined = np.isnan(each["hit"])
+    if undefined.any():
+        issue(
+            f"{int(undefined.sum())} of {undefined.size} queries have no relevant document (grade > 0) and were "
+            "left out of the means",
+            DroppedQueryWarning,
+        )
+    kept = ~undefined
+    return {f"{m}@{k}": float(v[kept].mean()) if kept.any() else math.nan for m, v in each.items()}
 
 
 def rank_changes(before: np.ndarray, after: np.ndarray, k: int = 1) -> dict[str, np.ndarray]:

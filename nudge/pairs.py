@@ -8,43 +8,77 @@ into validation or test.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence, Sized
 from dataclasses import dataclass
 
 import numpy as np
 
 from ._validation import check_answers, check_matrix
+from .diagnostics import DroppedQueryWarning, issue
 
-__all__ = ["QuerySet", "Split", "as_query_set", "group_pairs", "index_answers", "split_queries"]
+__all__ = [
+    "GRADE_THRESHOLD",
+    "QuerySet",
+    "Split",
+    "as_query_set",
+    "binarise",
+    "check_grades",
+    "group_pairs",
+    "index_answers",
+    "split_queries",
+]
+
+
+#: Default threshold: a label is relevant (for training, gamma and hit/recall/MRR) when grade > 0.
+GRADE_THRESHOLD = 0.0
 
 
 @dataclass(frozen=True)
 class QuerySet:
-    """Query embeddings with their relevant documents.
+    """Query embeddings with their relevant documents, optionally graded.
 
     Attributes
     ----------
     embeddings : ndarray, shape (n_queries, d)
         One embedding per query, from the same model as the documents.
     answers : list of list of int, length n_queries
-        ``answers[i]`` holds the row indices of the documents relevant to query ``i``.
+        ``answers[i]`` holds the row indices of the documents labelled for query ``i``. An empty
+        list means "judged, nothing relevant": such a query is left out of fitting and evaluation,
+        and counted (:class:`nudge.diagnostics.DroppedQueryWarning`).
+    grades : list of list of float, optional
+        ``grades[i][j]`` is the grade of ``answers[i][j]`` (e.g. BEIR's 0/1/2). None: every
+        answer has grade 1 (binary labels). Grades reach the metrics as they are (graded nDCG,
+        :mod:`nudge.metrics`); NUDGE itself needs binary labels and keeps the answers with
+        grade > ``grade_threshold`` (default 0, a parameter of :class:`nudge.Nudge`).
     """
 
     embeddings: np.ndarray
     answers: Sequence[Sequence[int]]
+    grades: Sequence[Sequence[float]] | None = None
 
     def __len__(self) -> int:
         return len(self.answers)
 
     @property
     def n_pairs(self) -> int:
-        """Number of (query, relevant document) pairs."""
+        """Number of (query, labelled document) pairs."""
         return sum(len(a) for a in self.answers)
 
     def subset(self, rows: Sequence[int] | np.ndarray) -> QuerySet:
         """The queries at ``rows`` (a copy)."""
         rows = np.asarray(rows, dtype=np.int64)
-        return QuerySet(self.embeddings[rows], [list(self.answers[i]) for i in rows])
+        grades = None if self.grades is None else [list(self.grades[i]) for i in rows]
+        return QuerySet(self.embeddings[rows], [list(self.answers[i]) for i in rows], grades)
+
+    def relevance(self) -> list:
+        """What :func:`nudge.metrics.per_query` reads: per query ``{document: grade}`` when graded,
+        else the list of relevant documents."""
+        if self.grades is None:
+            return [list(a) for a in self.answers]
+        check_grades(self, "queries")
+        return [
+            dict(zip(map(int, a), map(float, g), strict=True)) for a, g in zip(self.answers, self.grades, strict=True)
+        ]
 
     def to_dict(self) -> dict:
         """The reference package's layout: ``{"q_embs": ..., "q_ans_indx": ...}``."""
@@ -73,10 +107,95 @@ def as_query_set(value: object, name: str) -> QuerySet:
     )
 
 
+def check_grades(qs: QuerySet, name: str) -> None:
+    """``ValueError`` unless ``qs.grades`` is None or one finite grade per answer."""
+    if qs.grades is None:
+        return
+    grades = qs.grades
+    if isinstance(grades, (str, bytes)) or not isinstance(grades, (Sequence, np.ndarray)) or len(grades) != len(qs):
+        raise ValueError(f"{name} grades must be a list with one list of grades per query, like answers")
+    for i, (a, g) in enumerate(zip(qs.answers, grades, strict=True)):
+        if isinstance(g, (str, bytes)) or not isinstance(g, (Sequence, np.ndarray)) or len(g) != len(a):
+            raise ValueError(f"{name} grades[{i}] must hold one grade per answer ({len(a)})")
+        try:
+            values = np.asarray(g, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} grades[{i}] must hold numbers") from None
+        if not np.isfinite(values).all():
+            raise ValueError(f"{name} grades[{i}] contains NaN or infinite grades")
+
+
+def binarise(qs: QuerySet, name: str, grade_threshold: float = GRADE_THRESHOLD) -> tuple[QuerySet, np.ndarray]:
+    """The binary labels NUDGE needs: answers with grade > ``grade_threshold``, queries without any left out.
+
+    Parameters
+    ----------
+    qs : QuerySet
+        Graded or binary (``grades`` None: every answer has grade 1).
+    name : str
+        The argument's name, for error messages.
+    grade_threshold : float
+        A label is relevant when its grade is strictly above it (default 0: BEIR's "grade 0 =
+        judged not relevant").
+
+    Returns
+    -------
+    QuerySet
+        Binary (``grades`` None), the queries with at least one relevant answer, in order.
+    dropped : ndarray of int64
+        Positions in ``qs`` of the queries left out (no relevant answer). ``qs`` itself is
+        returned when nothing changes; the input is never modified.
+    """
+    answers = qs.answers
+    if isinstance(answers, (str, bytes)) or not isinstance(answers, (Sequence, np.ndarray)):
+        return qs, np.empty(0, dtype=np.int64)  # malformed: validate_query_set says what is wrong
+    rows = list(answers)
+    if any(isinstance(a, (str, bytes)) or not isinstance(a, (Sequence, np.ndarray)) for a in rows):
+        return qs, np.empty(0, dtype=np.int64)
+    if qs.grades is not None:
+        check_grades(qs, name)
+        rows = [
+            [d for d, g in zip(a, gr, strict=True) if g > grade_threshold]
+            for a, gr in zip(rows, qs.grades, strict=True)
+        ]
+    elif grade_threshold >= 1:
+        rows = [[] for _ in rows]  # binary labels have grade 1
+    dropped = np.array([i for i, a in enumerate(rows) if len(a) == 0], dtype=np.int64)
+    if qs.grades is None and dropped.size == 0:
+        return qs, dropped
+    emb = qs.embeddings
+    if dropped.size:
+        shape = np.shape(emb)
+        if len(shape) != 2 or shape[0] != len(rows):
+            return qs, np.empty(0, dtype=np.int64)  # mismatched: validate_query_set says what is wrong
+        keep = np.setdiff1d(np.arange(len(rows)), dropped)
+        emb = np.asarray(emb)[keep]
+        rows = [rows[i] for i in keep]
+    return QuerySet(emb, rows), dropped
+
+
 def validate_query_set(
-    qs: QuerySet, name: str, *, n_docs: int, dim: int, dtype: np.dtype
+    qs: QuerySet, name: str, *, n_docs: int, dim: int, dtype: np.dtype, grade_threshold: float = GRADE_THRESHOLD
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Check a query set against the documents; return ``(embeddings, flat, offsets)``."""
+    """Check a query set against the documents; return ``(embeddings, flat, offsets)``.
+
+    The labels are binarised (:func:`binarise`): queries without an answer of grade >
+    ``grade_threshold`` are left out with a :class:`nudge.diagnostics.DroppedQueryWarning`
+    giving their count; none left is a ``ValueError``.
+    """
+    n_before = len(qs.answers) if isinstance(qs.answers, Sized) else 0
+    qs, dropped = binarise(qs, name, grade_threshold)
+    if dropped.size:
+        if len(qs) == 0:
+            raise ValueError(
+                f"{name} has no query with a relevant document (grade > {grade_threshold:g}): "
+                f"all {n_before} were judged without one"
+            )
+        issue(
+            f"{name}: {dropped.size} of {n_before} queries have no relevant document (grade > {grade_threshold:g}) "
+            f"and were left out (first at position {int(dropped[0])})",
+            DroppedQueryWarning,
+        )
     emb = check_matrix(qs.embeddings, f"{name} embeddings", dim=dim, dtype=dtype)
     flat, offsets = check_answers(qs.answers, f"{name} answers", n_queries=emb.shape[0], n_docs=n_docs)
     return emb, flat, offsets

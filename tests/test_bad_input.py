@@ -78,7 +78,7 @@ def test_wrong_dimension_and_dtype(problem):
     ("answers_edit", "message"),
     [
         (lambda a: a[:-1], r"train answers has 29 answer lists but there are 30 queries"),
-        (lambda a: [[], *a[1:]], r"train answers\[0\] is empty"),
+        (lambda a: [[] for _ in a], r"train has no query with a relevant document \(grade > 0\)"),
         (
             lambda a: [[60], *a[1:]],
             r"train answers\[0\] contains document index 60, which is out of range \(valid: 0 to 59\)",
@@ -95,6 +95,16 @@ def test_bad_answer_lists(problem, answers_edit, message):
     answers = [list(a) for a in problem.train.answers]
     with pytest.raises(ValueError, match=message):
         fit(problem, train=(problem.train.embeddings, answers_edit(answers)))
+
+
+def test_an_empty_answer_list_is_left_out_and_counted(problem):
+    """An empty list is "judged, nothing relevant": the query is left out, counted and warned about."""
+    from nudge.diagnostics import FitWarning
+
+    answers = [[], *[list(a) for a in problem.train.answers[1:]]]
+    with pytest.warns(FitWarning, match=r"1 training question\(s\) have no relevant document"):
+        est = fit(problem, train=(problem.train.embeddings, answers))
+    assert est.diagnostics_.n_train_dropped == 1 and est.diagnostics_.n_train == len(answers) - 1
 
 
 def test_zero_length_sets(problem):

@@ -52,9 +52,10 @@ def run_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def small_run(tmp_path_factory):
-    """A small first week (80% held out), so some documents have no training question and stay put."""
+    """A small first week (70% held out), so some documents have no training question and stay put.
+    (With 80% held out, moving helps no validation question: by the gamma = 0 rule nothing moves.)"""
     out = tmp_path_factory.mktemp("cli") / "small"
-    argv = ["fit", str(PAIRS), "--out", str(out), "--embedder", "tessera", "--method", "M", "--test-fraction", "0.8"]
+    argv = ["fit", str(PAIRS), "--out", str(out), "--embedder", "tessera", "--method", "M", "--test-fraction", "0.7"]
     assert main(argv) == 0
     return out
 

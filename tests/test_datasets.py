@@ -56,9 +56,11 @@ def test_answers_index_rows_of_the_given_doc_order(small):
     assert small.answers(["q2", "q1"], ["d4", "d3", "d2", "d1"]) == [[2, 0], [3]]
 
 
-def test_answers_raise_for_query_without_answers_or_missing_document(small):
-    with pytest.raises(ValueError, match="no documents for query 'q3'"):
-        small.answers(["q1", "q3"])
+def test_answers_of_a_query_without_answers_and_errors_for_unknown_ids(small):
+    # a query of the dataset without a relevant document gets [] (left out of fits and evaluations, counted)
+    assert small.answers(["q1", "q3"])[1] == [] and small.grades(["q1", "q3"])[1] == []
+    with pytest.raises(ValueError, match="query_ids names 'q9', which is not a query of the dataset"):
+        small.answers(["q1", "q9"])
     with pytest.raises(ValueError, match="unknown document id 'd4'"):
         small.answers(["q2"], ["d1", "d2"])
     with pytest.raises(ValueError, match="query_ids must be a sequence of string ids"):

@@ -29,6 +29,7 @@ def test_init_only_stores_parameters_and_fit_returns_self(problem):
         "chunk_size": 7,
         "val_batch_size": 256,
         "gamma_choice": "middle",
+        "grade_threshold": 0.0,
     }
     assert not any(name.endswith("_") and not name.startswith("_") for name in vars(est))
     assert est.fit(problem.embeddings, problem.train, problem.val) is est

@@ -79,8 +79,10 @@ def test_metric_input_errors():
         per_query(np.zeros((1, 3), int), [[0]], k=5)
     with pytest.raises(ValueError, match=r"relevant has 2 entries but retrieved has 1 rows"):
         per_query(np.zeros((1, 3), int), [[0], [1]], k=1)
-    with pytest.raises(ValueError, match=r"relevant\[0\] has no relevant document"):
-        per_query(np.zeros((1, 3), int), [{4: 0.0}], k=1)
+    # only grade 0: judged, nothing relevant: undefined (NaN), not an error (tests/test_graded_diagnostics.py)
+    assert np.isnan(per_query(np.zeros((1, 3), int), [{4: 0.0}], k=1)["ndcg"][0])
+    with pytest.raises(ValueError, match=r"relevant\[0\] has a negative or non-finite grade"):
+        per_query(np.zeros((1, 3), int), [{4: -1.0}], k=1)
     with pytest.raises(ValueError, match=r"relevant\[0\] lists a document more than once"):
         per_query(np.zeros((1, 3), int), [[1, 1]], k=1)
     with pytest.raises(ValueError, match=r"metric must be 'dot' or 'cosine'"):

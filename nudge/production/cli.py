@@ -37,6 +37,7 @@ import shutil
 import sys
 import tempfile
 import uuid
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -47,8 +48,10 @@ import numpy as np
 from .._corpus import fingerprint as _fingerprint
 from .._io import crash_point, file_lock, load_embeddings, save_embeddings, write_json
 from .._version import __version__
+from ..diagnostics import FitWarning
 from ..estimator import Nudge
 from ..evaluation import compare, evaluate_embeddings, format_table
+from ..metrics import NDCG_FORM
 from ..pairs import QuerySet, split_queries
 from .ask import add_ask_parser
 from .datasets import JSONL_SUFFIXES, PAIR_TABLE_SUFFIXES, RetrievalDataset, load_dataset
@@ -618,7 +621,9 @@ def cmd_fit(args: argparse.Namespace) -> None:
     def query_set(ids):
         return QuerySet(queries[[row[q] for q in ids]], dataset.answers(ids, doc_ids))
 
-    model = Nudge(args.method, k=args.k).fit(docs, query_set(parts["train"]), query_set(parts["val"]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FitWarning)  # they are printed below, in the fit's report
+        model = Nudge(args.method, k=args.k).fit(docs, query_set(parts["train"]), query_set(parts["val"]))
     run = {
         "run_id": uuid.uuid4().hex,
         "data": str(data.resolve()),
@@ -653,6 +658,7 @@ def cmd_fit(args: argparse.Namespace) -> None:
         f"NUDGE-{model.method_}: gamma = {model.gamma_:.4g}, validation score {model.val_score_:.3f}, "
         f"{model.moved_.size} of {len(doc_ids)} documents moved; wrote {out}"
     )
+    print(model.diagnostics_.summary(doc_ids))
     if previous is not None:
         print(
             f"the previous run in {out} was set aside, whole, in {previous} (with its store backup, if any: undo "
@@ -757,7 +763,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 def _evaluate(args, run, dataset, docs, doc_ids, model, queries, qids) -> None:
     row = {q: i for i, q in enumerate(qids)}
     test_ids = run["split"]["test"]
-    test = QuerySet(queries[[row[q] for q in test_ids]], dataset.answers(test_ids, doc_ids))
+    test = dataset.query_set(queries[[row[q] for q in test_ids]], test_ids, doc_ids)  # graded: nDCG uses the grades
     before = evaluate_embeddings(docs, test, k=args.k)
     after = evaluate_embeddings(model.transform(docs), test, k=args.k)
     name = f"NUDGE-{model.method_}"
@@ -768,6 +774,7 @@ def _evaluate(args, run, dataset, docs, doc_ids, model, queries, qids) -> None:
             columns=("hit@1", f"mrr@{args.k}", f"ndcg@{args.k}", f"recall@{args.k}"),
         )
     )
+    print(NDCG_FORM)
     changes = compare(before, after, k=1)
     print(f"{name} fixed {changes['fixed'].size} and broke {changes['broken'].size} test questions at rank 1")
     for label in ("fixed", "broken"):
@@ -1497,7 +1504,9 @@ def _update(args: argparse.Namespace, run_dir: Path, run: dict) -> None:
     n_val_before = state.n_val_queries
     state.add_pairs(train=pairs(train_q) if train_q else None, val=pairs(val_q) if val_q else None)
     print(f"re-picking gamma on {state.n_val_queries} validation questions", flush=True)
-    state.fit_gamma(docs, doc_ids)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FitWarning)  # they are printed below, in the fit's report
+        state.fit_gamma(docs, doc_ids)
     model = state.to_nudge(docs, doc_ids)
     nudged = model.transform(docs)
 
@@ -1544,6 +1553,8 @@ def _update(args: argparse.Namespace, run_dir: Path, run: dict) -> None:
             else ""
         )
     )
+    if getattr(state, "diagnostics_", None) is not None:
+        print(state.diagnostics_.summary(doc_ids))
 
 
 # ---------------------------------------------------------------------------------- validate

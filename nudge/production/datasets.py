@@ -35,9 +35,11 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from .._io import write_json
 from .._validation import check_ids
-from ..pairs import index_answers
+from ..pairs import QuerySet, index_answers
 
 __all__ = [
     "Problem",
@@ -242,13 +244,41 @@ class RetrievalDataset:
         -------
         list of list of int
             ``answers[i]`` holds the positions in ``doc_ids`` of the documents relevant to
-            ``query_ids[i]`` (grades are dropped). Raises ``ValueError`` when a query has no
-            relevant document or a relevant document is missing from ``doc_ids``.
+            ``query_ids[i]``, in label order; :meth:`grades` gives their grades. A query of the
+            dataset without a relevant document (e.g. only grade-0 labels: judged, nothing
+            relevant) gets ``[]``: fitting and evaluation leave it out and count it
+            (:class:`nudge.diagnostics.DroppedQueryWarning`). Raises ``ValueError`` for a query
+            id that is not in the dataset or a relevant document missing from ``doc_ids``.
         """
         query_ids = self.answered_query_ids if query_ids is None else check_ids(query_ids, "query_ids")
         doc_ids = self.doc_ids if doc_ids is None else check_ids(doc_ids, "doc_ids")
-        relevant = {q: list(self.relevant[q]) for q in query_ids if q in self.relevant}
-        return index_answers(relevant, query_ids, doc_ids)
+        unknown = next((q for q in query_ids if q not in self.queries), None)
+        if unknown is not None:
+            raise ValueError(f"query_ids names {unknown!r}, which is not a query of the dataset")
+        labelled = [q for q in query_ids if q in self.relevant]
+        relevant = {q: list(self.relevant[q]) for q in labelled}
+        rows = dict(zip(labelled, index_answers(relevant, labelled, doc_ids), strict=True))
+        return [rows.get(q, []) for q in query_ids]
+
+    def grades(self, query_ids: Sequence[str] | None = None) -> list[list[float]]:
+        """The grades of :meth:`answers`, aligned with it: ``grades[i][j]`` belongs to ``answers[i][j]``.
+
+        All > 0 (the loaders keep grade-0 labels in the report only); ``[]`` for a query
+        without a relevant document.
+        """
+        query_ids = self.answered_query_ids if query_ids is None else check_ids(query_ids, "query_ids")
+        return [list(self.relevant.get(q, {}).values()) for q in query_ids]
+
+    def query_set(
+        self, embeddings: np.ndarray, query_ids: Sequence[str] | None = None, doc_ids: Sequence[str] | None = None
+    ) -> QuerySet:
+        """A graded :class:`nudge.QuerySet`: ``embeddings`` (one row per ``query_ids``), :meth:`answers`
+        and :meth:`grades`. Graded nDCG uses the grades; NUDGE binarises them (grade > its
+        ``grade_threshold``, default 0)."""
+        query_ids = self.answered_query_ids if query_ids is None else check_ids(query_ids, "query_ids")
+        if len(embeddings) != len(query_ids):
+            raise ValueError(f"embeddings has {len(embeddings)} rows but there are {len(query_ids)} query_ids")
+        return QuerySet(embeddings, self.answers(query_ids, doc_ids), self.grades(query_ids))
 
     def subset(self, query_ids: Sequence[str]) -> RetrievalDataset:
         """A new dataset with only ``query_ids`` (in that order) and their labels; all documents kept."""

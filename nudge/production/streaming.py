@@ -20,6 +20,7 @@ agree exactly whenever the sums are exact and to within rounding otherwise.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import os
@@ -312,6 +313,11 @@ class NudgeState:
         new = self._record(e, ids, est.embeddings_sha256_)
         self.gamma_, self.val_score_ = est.gamma_, est.val_score_
         self.validation_curve_, self.best_region_ = est.validation_curve_, est.best_region_
+        doc = est.diagnostics_.largest_move_document  # the fit saw one query sum per document: count pairs instead
+        self.diagnostics_ = dataclasses.replace(  # what the fit saw and did (nudge.diagnostics); not saved
+            est.diagnostics_, n_train=self.n_train_pairs, train_unit="pairs",
+            largest_move_questions=0 if doc is None else int(self._counts[self._slot[ids[doc]]]),
+        )  # fmt: skip
         self._fitted_version = self._version
         log.info(
             "NudgeState: gamma = %.6g on %d validation queries (%d documents, %d new)",

@@ -22,6 +22,7 @@ import itertools
 import numbers
 import os
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,7 @@ import numpy as np
 
 from ..adapter import QueryAdapter
 from ..baselines import PopularityControl
+from ..diagnostics import FitWarning
 from ..estimator import Nudge
 from ..evaluation import evaluate_embeddings, known_mask
 from ..metrics import per_query
@@ -569,7 +571,9 @@ def learning_curve(
             train, val = pool_qs.subset(tr), pool_qs.subset(va)
             known_share[j, k] = known_mask(test_qs, train).mean()
             for i, m in enumerate(methods):
-                fitted = fit_method(m, docs, train, val, seed=seed)
+                with warnings.catch_warnings():  # small validation sets are this curve's subject: not warned each fit
+                    warnings.simplefilter("ignore", FitWarning)
+                    fitted = fit_method(m, docs, train, val, seed=seed)
                 gains[i, j, k] = _test_score(fitted, test_qs, metric) - base[metric]
     return LearningCurve(methods, np.array(used), seeds, metric, float(base[metric]), gains, known_share)
 
