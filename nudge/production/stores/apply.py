@@ -62,7 +62,8 @@ class StoreReport:
     n_unchanged : int
         Ids already holding the right vector (e.g. when applying again).
     max_displacement : float
-        Largest ``||new - original||`` over the moved documents (NUDGE-M: gamma).
+        Largest ``||new - original||`` over the moved documents (NUDGE-M: gamma; NUDGE-N: at most
+        ``sqrt(gamma)``, since its gamma bounds the squared distance).
     method, gamma : str and float, or None for a rollback
     backup : Path or None
         The backup file (None in a dry run when none exists).
@@ -95,9 +96,10 @@ class StoreReport:
     def __str__(self) -> str:
         verb = "would write" if self.action == "dry run" else "wrote"
         what = f"NUDGE-{self.method} at gamma {self.gamma:.4g}: " if self.method else ""
+        backup = self.backup if self.backup is not None else "none yet (a dry run writes no file)"
         text = (
             f"{self.action}: {what}{verb} {self.n_written} vectors ({self.n_moved} moved, {self.n_restored} restored, "
-            f"{self.n_unchanged} already right); max displacement {self.max_displacement:.4g}; backup {self.backup}"
+            f"{self.n_unchanged} already right); max displacement {self.max_displacement:.4g}; backup {backup}"
         )
         if self.skipped:
             text += f"; {len(self.skipped)} ids deleted from the store since the apply were not re-created"
