@@ -10,6 +10,7 @@ module              what
 ``plotting``        pure plotting functions (``ax=None``) used by the notebooks
 ``widgets``         the gamma explorer: a pure class plus a thin ipywidgets wrapper
 ``exercises``       self-checks for each notebook's "your turn"
+``quiz``            each notebook's "check your understanding" quiz (``quizzes/*.json``)
 ``demo``            ``python -m nudge.teaching.demo``: the whole pipeline, headless
 ==================  =====================================================
 """
