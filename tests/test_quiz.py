@@ -108,6 +108,7 @@ def test_widgets_give_the_same_feedback_headless(tmp_path):
     quiz = load_quiz("99_demo", folder=_write(tmp_path, GOOD))
     boxes = quiz_widgets(quiz)
     assert len(boxes) == 3
+    assert repr(boxes[1]) == "[the answer widget of question 2: run the cell to use it]"  # its text/plain
     for n, box in enumerate(boxes, 1):
         assert box.choice.value is None and box.feedback.value == ""
         box.check.click()
@@ -124,6 +125,7 @@ def test_show_quiz_displays_text_and_one_widget_per_question(tmp_path, monkeypat
     import IPython.display
 
     monkeypatch.setattr(qz, "QUIZ_DIR", _write(tmp_path, GOOD))
+    monkeypatch.setattr(qz, "_in_ipython", lambda: True)
     shown = []
     monkeypatch.setattr(IPython.display, "display", lambda obj, raw=False: shown.append(obj))
     qz.show_quiz("99_demo")
@@ -141,3 +143,25 @@ def test_the_series_quizzes_follow_the_format():
         for question in quiz.questions:
             for option in question.options:
                 assert len(option.why.split()) >= 5, f"{name}: explain why, not just yes/no: {option.why!r}"
+
+
+def _right_is_longest(question) -> bool:
+    right = question.options[LETTERS.index(question.correct_letter)]
+    return all(len(o.text) < len(right.text) for o in question.options if o is not right)
+
+
+def test_the_right_option_is_not_given_away_by_its_place_or_length():
+    """Guessing 'always B' or 'the longest one' must not pass a quiz."""
+    for name in SHIPPED:
+        questions = load_quiz(name).questions
+        assert len({q.correct_letter for q in questions}) >= 2, f"{name}: every right option has the same letter"
+        longest = [q for q in questions if _right_is_longest(q)]
+        assert len(longest) <= len(questions) // 2, (
+            f"{name}: the right option is the longest in {len(longest)} questions"
+        )
+
+
+def test_show_quiz_outside_ipython_writes_the_plain_text(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(qz, "QUIZ_DIR", _write(tmp_path, GOOD))
+    qz.show_quiz("99_demo")  # pytest runs no IPython shell
+    assert capsys.readouterr().out == format_quiz(load_quiz("99_demo"))

@@ -15,7 +15,13 @@ Each notebook ``notebooks/NN_topic.ipynb`` has a quiz file ``nudge/teaching/quiz
 
 No other keys are allowed (a typo is refused, not ignored). Options are shown lettered A, B, C, D
 in file order; questions are numbered from 1. Questions test understanding (what a plot means,
-what would happen if..., which number to trust given the noise), not recall of a word.
+what would happen if..., which number to trust given the noise), not recall of a word; the tests
+also refuse a quiz whose right option is always at the same letter, or is the longest option in
+more than half of its questions.
+
+In the notebook, a ``## Check your understanding`` markdown cell and one code cell calling
+``show_quiz`` sit after ``## Summary`` and before ``## Your turn``; ``tools/add_quiz_cells.py``
+adds them (and tags the exercise cell ``exercise`` for the solution tests).
 
 In a notebook::
 
@@ -37,6 +43,7 @@ import json
 import sys
 import textwrap
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 __all__ = [
@@ -247,6 +254,21 @@ def format_quiz(quiz: Quiz) -> str:
     return "\n\n".join(parts) + "\n"
 
 
+@lru_cache(maxsize=1)
+def _answer_box_class():
+    import ipywidgets as w
+
+    class AnswerBox(w.VBox):
+        """A VBox whose text form (a saved or printed notebook, where the widget cannot render) says what it is."""
+
+        question_number = 0
+
+        def __repr__(self) -> str:
+            return f"[the answer widget of question {self.question_number}: run the cell to use it]"
+
+    return AnswerBox
+
+
 def quiz_widgets(quiz: Quiz) -> list:
     """One small widget per question (no display).
 
@@ -275,8 +297,8 @@ def quiz_widgets(quiz: Quiz) -> list:
 
         check.on_click(on_check)
         choice.observe(on_choice, names="value")
-        box = w.VBox([w.HBox([choice, check]), feedback])
-        box.choice, box.check, box.feedback = choice, check, feedback
+        box = _answer_box_class()([w.HBox([choice, check]), feedback])
+        box.question_number, box.choice, box.check, box.feedback = number, choice, check, feedback
         boxes.append(box)
     return boxes
 
@@ -289,6 +311,14 @@ def _widgets_available() -> bool:
     return True
 
 
+def _in_ipython() -> bool:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    return get_ipython() is not None
+
+
 def show_quiz(notebook: str, *, widgets: bool | None = None) -> None:
     """Show a notebook's quiz: each question as plain text and, with ipywidgets, its widget.
 
@@ -299,14 +329,14 @@ def show_quiz(notebook: str, *, widgets: bool | None = None) -> None:
     widgets : bool, optional
         Show the widgets (default: when ipywidgets is importable). The plain text is always shown.
 
-    Outside IPython the plain text is written to standard output.
+    Outside IPython (a plain script) the plain text is written to standard output, without widgets.
     """
     quiz = load_quiz(notebook)
-    try:
-        from IPython.display import display
-    except ImportError:
+    if not _in_ipython():
         sys.stdout.write(format_quiz(quiz))
         return
+    from IPython.display import display
+
     boxes = quiz_widgets(quiz) if (_widgets_available() if widgets is None else widgets) else []
     display({"text/plain": _wrap(_header(quiz, bool(boxes)), "")}, raw=True)
     for i, question in enumerate(quiz.questions):
