@@ -21,8 +21,9 @@ if os.environ.get("CI"):
 def _scifact_folder() -> Path:
     """$NUDGE_SCIFACT_DIR, else ../shared/data/scifact beside the repository, else the
     workplace's /work/shared/data/scifact (a clone elsewhere, e.g. a CI check in /tmp)."""
-    candidates = [Path(p) for p in [os.environ.get("NUDGE_SCIFACT_DIR")] if p]
-    candidates += [REPO.parent / "shared" / "data" / "scifact", Path("/work/shared/data/scifact")]
+    if os.environ.get("NUDGE_SCIFACT_DIR"):
+        return Path(os.environ["NUDGE_SCIFACT_DIR"])
+    candidates = [REPO.parent / "shared" / "data" / "scifact", Path("/work/shared/data/scifact")]
     return next((c for c in candidates if (c / "qrels" / "test.tsv").is_file()), candidates[0])
 
 
@@ -48,5 +49,7 @@ def brute_score(new_embeddings: np.ndarray, queries: np.ndarray, answers, k: int
 def scifact():
     """The SciFact folder (../shared/data/scifact); skips where it is absent."""
     if not (SCIFACT / "qrels" / "test.tsv").is_file():
+        if os.environ.get("NUDGE_REQUIRE_SCIFACT") == "1":
+            pytest.fail(f"NUDGE_REQUIRE_SCIFACT=1 but SciFact was not found at {SCIFACT}")
         pytest.skip(f"SciFact data not found at {SCIFACT} (it ships with the workplace's shared/ folder)")
     return SCIFACT

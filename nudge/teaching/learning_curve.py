@@ -151,11 +151,14 @@ def bundled_problem() -> Problem:
 
 
 def scifact_folder() -> Path | None:
-    """$NUDGE_SCIFACT_DIR, else ``shared/data/scifact`` beside the kit's folder, else
+    """$NUDGE_SCIFACT_DIR when set (only there: set it to an empty folder to run as a machine
+    without SciFact), else ``shared/data/scifact`` beside the kit's folder, else
     /work/shared/data/scifact; None when none of them holds SciFact."""
     root = Path(__file__).resolve().parents[2]
-    candidates = [Path(p) for p in [os.environ.get("NUDGE_SCIFACT_DIR")] if p]
-    candidates += [root.parent / "shared" / "data" / "scifact", Path("/work/shared/data/scifact")]
+    if os.environ.get("NUDGE_SCIFACT_DIR"):
+        candidates = [Path(os.environ["NUDGE_SCIFACT_DIR"])]
+    else:
+        candidates = [root.parent / "shared" / "data" / "scifact", Path("/work/shared/data/scifact")]
     return next((c for c in candidates if (c / "qrels" / "test.tsv").is_file()), None)
 
 
