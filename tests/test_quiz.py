@@ -82,6 +82,7 @@ def test_not_json_and_no_file_are_refused(tmp_path):
 def test_feedback_says_right_or_wrong_and_why(tmp_path, monkeypatch):
     monkeypatch.setattr(qz, "QUIZ_DIR", _write(tmp_path, GOOD))
     assert quiz_answer("99_demo", 2, "b") == "Question 2, B: correct. why 2B"
+    assert repr(quiz_answer("99_demo", 2, "b")) == "Question 2, B: correct. why 2B"  # no quotes in a notebook
     wrong = quiz_answer("99_demo", 2, "A")
     assert wrong.startswith("Question 2, A: not this one. why 2A") and "2B" not in wrong
     for bad, message in ((0, "question_number must be 1 to 3"), (4, "1 to 3"), (True, "1 to 3"), ("1", "1 to 3")):
@@ -108,7 +109,8 @@ def test_widgets_give_the_same_feedback_headless(tmp_path):
     quiz = load_quiz("99_demo", folder=_write(tmp_path, GOOD))
     boxes = quiz_widgets(quiz)
     assert len(boxes) == 3
-    assert repr(boxes[1]) == "[the answer widget of question 2: run the cell to use it]"  # its text/plain
+    assert repr(boxes[1]).startswith("[the answer widget of question 2: it shows where")  # its text/plain
+    assert "quiz_answer" in repr(boxes[1])
     for n, box in enumerate(boxes, 1):
         assert box.choice.value is None and box.feedback.value == ""
         box.check.click()

@@ -203,7 +203,14 @@ def _feedback(quiz: Quiz, question_number: int, option_letter: object) -> str:
     return f"Question {question_number}, {letter}: not this one. {option.why} Try another option."
 
 
-def quiz_answer(notebook: str, question_number: int, option_letter: str) -> str:
+class Feedback(str):
+    """Feedback text that a notebook shows as plain text (a bare ``str`` would show in quotes)."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def quiz_answer(notebook: str, question_number: int, option_letter: str) -> Feedback:
     """The feedback for one answer, as text (no widgets needed).
 
     Parameters
@@ -217,10 +224,11 @@ def quiz_answer(notebook: str, question_number: int, option_letter: str) -> str:
 
     Returns
     -------
-    str
-        Whether the option is right, and why (the correct option is not revealed by a wrong one).
+    Feedback
+        A ``str``: whether the option is right, and why (the correct option is not revealed by a wrong
+        one). Shown without quotes as a cell's last line.
     """
-    return _feedback(load_quiz(notebook), question_number, option_letter)
+    return Feedback(_feedback(load_quiz(notebook), question_number, option_letter))
 
 
 def _wrap(text: str, indent: str, first: str = "") -> str:
@@ -264,7 +272,10 @@ def _answer_box_class():
         question_number = 0
 
         def __repr__(self) -> str:
-            return f"[the answer widget of question {self.question_number}: run the cell to use it]"
+            return (
+                f"[the answer widget of question {self.question_number}: it shows where the notebook runs with "
+                "widgets; without them, answer with quiz_answer(...)]"
+            )
 
     return AnswerBox
 
