@@ -27,10 +27,6 @@ PASSED = "✅ Correct: "  # how a passed Check prints (Check.__repr__)
 # solution or a later cell uses. A solution that needs one of them fails here with a NameError.
 SKIPPED_CELLS = {
     "02_embedding": {"02-09": "loads the optional local model (PyTorch) only to compare vectors"},
-    "03_directions": {
-        "03-16b": "scores the guide's 1001-gamma grid by cosine on validation (one to three minutes)",
-        "dea96f9e": "the control and never-asked check of the guide by cosine, needing 03-16b's gamma",
-    },
     "09_when_to_use_nudge": {  # the exercise cell defines everything it needs
         "cell-15": "the learning curve on the bundled data (about 25 s)",
         "cell-16": "the learning curve on SciFact (about a minute)",
