@@ -29,6 +29,7 @@ SKIPPED_CELLS = {
     "02_embedding": {"02-09": "loads the optional local model (PyTorch) only to compare vectors"},
     "03_directions": {
         "03-16b": "scores the guide's 1001-gamma grid by cosine on validation (one to three minutes)",
+        "03-16c": "the guide by cosine on the test, needing 03-16b's gamma",
         "dea96f9e": "the control and never-asked check of the guide by cosine, needing 03-16b's gamma",
     },
     "09_when_to_use_nudge": {  # the exercise cell defines everything it needs
