@@ -3,8 +3,11 @@
 - instructor-notes.md: a section per notebook with every part; the cells it names exist; the
   self-check it discusses is the notebook's; every figure it quotes is in that notebook's
   committed outputs.
-- agenda.md: each notebook row carries the minutes the notebook states in its first cell; blocks
-  are the sum of their parts, start times follow, and the plans add up to 3 hours and 90 minutes.
+- agenda.md: each block is a range of a notebook's ``## `` sections whose reading minutes are what
+  tools/notebook_times.py computes for that range (the headings exist); its quiz and exercise
+  minutes are the notebook's; blocks are the sum of their parts, start times follow, the plans add
+  up to 3 hours and 90 minutes, the rest of each 3-hour block is homework, and the optional
+  notebooks carry their stated totals.
 - handout.md: every ``make`` and ``nudge`` command exists (Makefile targets on disk, the CLI's
   argparse subcommands and options); every figure is in some notebook's committed outputs; it fits
   on one printed page.
@@ -22,6 +25,7 @@ from conftest import REPO
 
 from nudge.production.cli import build_parser
 from nudge.teaching import exercises
+from tools import notebook_times
 from tools.run_notebooks import notebook_paths
 
 DOCS = REPO / "docs" / "workshop"
@@ -40,26 +44,6 @@ PAGE_LINES = 66
 
 def _cells(path: Path) -> list[dict]:
     return json.loads(path.read_text(encoding="utf-8"))["cells"]
-
-
-def stated_minutes(path: Path) -> tuple[int, int | None]:
-    """The minutes a notebook states in its first cell (``Time: about N minutes ...``) and, when
-    the sentence breaks them down (``... quiz Q, ...``, tools/notebook_times.py), its quiz minutes."""
-    first = " ".join("".join(_cells(path)[0]["source"]).split())
-    found = re.search(r"Time: about (\d+) minutes([^)]*\))?", first)
-    assert found, f"{path.name}: first cell states no 'Time: about N minutes' (update stated_minutes?)"
-    quiz = re.search(r"\bquiz (\d+)", found.group(0))
-    return int(found.group(1)), int(quiz.group(1)) if quiz else None
-
-
-def test_stated_minutes_reads_both_sentences(tmp_path):
-    for sentence, expected in (
-        ("*Time: about 20 minutes with the exercise (estimate: ...). Everything runs offline*", (20, None)),
-        ("*Time: about 31 minutes (reading and running 14, quiz 2, exercise 15 as a timebox; ...).*", (31, 2)),
-    ):
-        path = tmp_path / "nb.ipynb"
-        path.write_text(json.dumps({"cells": [{"cell_type": "markdown", "source": [sentence]}]}))
-        assert stated_minutes(path) == expected
 
 
 def outputs_text(path: Path) -> str:
@@ -140,7 +124,7 @@ def test_named_cells_exist(notes, path):
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_the_section_discusses_the_notebooks_own_self_check(notes, path):
     code = "".join("".join(c["source"]) for c in _cells(path) if c["cell_type"] == "code")
-    checks = set(re.findall(r"\b(check_\w+)\(", code))
+    checks = set(re.findall(r"(?<![\w.])(check_\w+)\(", code))  # not a method such as vectors.check_covers(
     assert checks, f"{path.stem}: no self-check call found"
     for check in checks:
         assert hasattr(exercises, check)
@@ -166,14 +150,27 @@ def test_the_figure_check_can_fail():
 
 
 # ------------------------------------------------------------------------------------- agenda
-def _plan_rows(body: str) -> list[list[str]]:
-    rows = []
-    for line in body.splitlines():
-        if line.startswith("|") and not line.startswith("|---"):
-            cells = [c.strip() for c in line.strip().strip("|").split("|")]
-            if cells[0] != "start":
-                rows.append(cells)
-    return rows
+#: A block's sections: ``top → *B*`` (first cell up to heading B), ``*A* → *B*``, ``*A* → quiz``.
+RANGE = re.compile(r"^(?:top|\*(?P<start>.+)\*) → (?:quiz|\*(?P<stop>.+)\*)$")
+#: What a quiz or exercise cell says when the block does not include it.
+LEFT_FOR_HOME, DONE_IN_CLASS = "home", "in class"
+
+
+def _tables(body: str) -> list[list[dict[str, str]]]:
+    """The Markdown tables of a section, each as rows keyed by the header's cells."""
+    tables, header = [], None
+    for line in [*body.splitlines(), ""]:
+        if not line.startswith("|"):
+            header = None
+            continue
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if header is None:
+            header = cells
+            tables.append([])
+        elif not line.startswith("|---"):
+            assert len(cells) == len(header), f"row {line!r} has {len(cells)} cells, the header {len(header)}"
+            tables[-1].append(dict(zip(header, cells, strict=True)))
+    return tables
 
 
 def _minutes(clock: str) -> int:
@@ -187,43 +184,154 @@ def agenda() -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def stated() -> dict[str, tuple[int, int | None]]:
-    return {p.name[:2]: stated_minutes(p) for p in NOTEBOOKS}
+def timings() -> dict:
+    return json.loads(notebook_times.TIMINGS.read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def notebooks() -> dict[str, dict]:
+    """Each notebook as committed, by its number."""
+    return {p.name[:2]: json.loads(p.read_text(encoding="utf-8")) for p in NOTEBOOKS}
+
+
+@pytest.fixture(scope="module")
+def stated(notebooks) -> dict[str, dict[str, int]]:
+    return {number: stated_minutes(nb) for number, nb in notebooks.items()}
+
+
+def stated_minutes(nb: dict) -> dict[str, int]:
+    """The minutes a notebook's first cell states (``Time: about N minutes (reading and running R,
+    quiz Q, exercise E as a timebox; ...).``, written by tools/notebook_times.py)."""
+    first = " ".join("".join(nb["cells"][0]["source"]).split())
+    found = re.search(r"Time: about (\d+) minutes \(reading and running (\d+), quiz (\d+), exercise (\d+) ", first)
+    assert found, "first cell states no 'Time: about N minutes (reading and running R, quiz Q, exercise E ...'"
+    return dict(zip(("total", "reading", "quiz", "exercise"), map(int, found.groups()), strict=True))
+
+
+def test_stated_minutes_reads_the_sentence():
+    sentence = "*Time: about 31 minutes (reading and running 14, quiz 2, exercise 15 as a timebox; ...).*"
+    nb = {"cells": [{"cell_type": "markdown", "source": ["# T\n", sentence]}]}
+    assert stated_minutes(nb) == {"total": 31, "reading": 14, "quiz": 2, "exercise": 15}
+    with pytest.raises(AssertionError):
+        stated_minutes({"cells": [{"cell_type": "markdown", "source": ["*Time: about 20 minutes with the exercise*"]}]})
+
+
+def _block(row: dict[str, str], where: str, notebooks, stated, timings) -> tuple[str, str | None, str | None, int]:
+    """Check one notebook block (a plan row or a homework row) against the notebook; return its
+    number, the range's start and stop headings, and its minutes before discussion."""
+    number = re.match(r"(\d\d) · ", row.get("block") or row["notebook"]).group(1)
+    name = f"{where}: {row.get('block') or row['notebook']!r}"
+    span = RANGE.match(row["sections"])
+    assert span, f"{name}: sections {row['sections']!r} is not 'top → *B*', '*A* → *B*' or '*A* → quiz'"
+    start, stop = span["start"] or notebook_times.TOP, span["stop"]
+    try:
+        reading = notebook_times.section_minutes(notebooks[number], timings, start, stop)
+    except ValueError as error:  # a heading the notebook does not have (any more)
+        pytest.fail(f"{name}: {error}")
+    assert int(row["reading"]) == reading, (
+        f"{name}: the sections {row['sections']} read in {reading} minutes "
+        f"(python tools/notebook_times.py --sections {number}), the agenda says {row['reading']}"
+    )
+    total = reading
+    for part in ("quiz", "exercise"):
+        if row[part] in (LEFT_FOR_HOME, DONE_IN_CLASS):
+            continue
+        assert int(row[part]) == stated[number][part], (
+            f"{name}: the notebook's {part} takes {stated[number][part]} minutes, the agenda says {row[part]}"
+        )
+        total += int(row[part])
+    return number, span["start"], stop, total
 
 
 @pytest.mark.parametrize("plan", PLANS)
-def test_agenda_plan_adds_up(agenda, stated, plan):
-    rows = _plan_rows(agenda[plan])
-    assert rows[-1][1] == "End" and _minutes(rows[-1][0]) == PLANS[plan]
-    clock, notebooks = 0, 0
-    for start, block, notebook, quiz, discussion, minutes in rows[:-1]:
-        assert _minutes(start) == clock, f"{plan}: {block!r} starts at {start}, expected {clock} min"
-        number = re.match(r"(\d\d) · ", block)
-        if number:
-            notebooks += 1
-            total, in_notebook_quiz = stated[number.group(1)]
-            assert int(notebook) == total, (
-                f"{plan}: notebook {number.group(1)} states {total} minutes, the agenda {notebook}"
-            )
-            if in_notebook_quiz is not None:  # the notebook's minutes already count its quiz
-                assert int(quiz) == 0, f"{plan}: {block!r} counts the quiz twice (the notebook states quiz minutes)"
-            assert int(minutes) == int(notebook) + int(quiz) + int(discussion), f"{plan}: {block!r}"
+def test_agenda_plan_adds_up(agenda, notebooks, stated, timings, plan):
+    (rows,) = [t for t in _tables(agenda[plan]) if "start" in t[0]]
+    assert rows[-1]["block"] == "End" and _minutes(rows[-1]["start"]) == PLANS[plan]
+    clock, blocks = 0, 0
+    for row in rows[:-1]:
+        where = f"{plan}: {row['block']!r}"
+        assert _minutes(row["start"]) == clock, f"{where} starts at {row['start']}, expected {clock} min"
+        if re.match(r"\d\d · ", row["block"]):
+            blocks += 1
+            *_, parts = _block(row, plan, notebooks, stated, timings)
+            assert all(row[p] != DONE_IN_CLASS for p in ("quiz", "exercise")), f"{plan}: {row['block']!r}"
+            assert int(row["minutes"]) == parts + int(row["discussion"]), f"{plan}: {row['block']!r} is not the sum"
         else:
-            assert not (notebook or quiz or discussion), f"{plan}: {block!r} is not a notebook"
-        clock += int(minutes)
-    assert clock == PLANS[plan] and notebooks >= 3
+            others = ("sections", "reading", "quiz", "exercise", "discussion")
+            assert not any(row[c] for c in others), f"{plan}: {row['block']!r} is not a notebook"
+        clock += int(row["minutes"])
+    assert clock == PLANS[plan] and blocks >= 3
+
+
+def test_the_rest_of_the_three_hour_blocks_is_homework(agenda, notebooks, stated, timings):
+    """Each notebook in the 3-hour plan is read from the top in class; its homework row starts at the
+    heading where the class stopped and runs to the quiz; the quiz and the exercise are each done
+    once, in class or at home; the homework total is the sum of the rows."""
+    plan, homework = _tables(agenda["3-hour plan"])
+    in_class = {r["block"][:2]: r for r in plan if re.match(r"\d\d · ", r["block"])}
+    assert set(in_class) == {r["notebook"][:2] for r in homework}
+    total = 0
+    for row in homework:
+        number, start, stop, minutes = _block(row, "homework", notebooks, stated, timings)
+        taught = in_class[number]
+        assert RANGE.match(taught["sections"])["start"] is None, f"{number}: the class starts at the top"
+        assert start == RANGE.match(taught["sections"])["stop"] and stop is None, f"{number}: the rest is not the rest"
+        for part in ("quiz", "exercise"):
+            once = (row[part] == DONE_IN_CLASS) == (taught[part] != LEFT_FOR_HOME)
+            assert once, f"{number}: the {part} is done twice or never"
+        assert int(row["minutes"]) == minutes, f"homework {number}: not the sum of its parts"
+        total += minutes
+    said = re.search(r"The rest of the core notebooks together: (\d+) minutes", agenda["3-hour plan"])
+    assert said and int(said.group(1)) == total
 
 
 def test_optional_notebooks_cite_their_stated_minutes(agenda, stated):
-    rows = [r for r in _plan_rows(agenda["Optional notebooks"]) if r[0] != "notebook"]
+    (rows,) = _tables(agenda["Optional notebooks"])
     assert rows
-    for notebook, minutes, _ in rows:
-        assert int(minutes) == stated[notebook[:2]][0], notebook
+    for row in rows:
+        assert int(row["minutes"]) == stated[row["notebook"][:2]]["total"], row["notebook"]
+    said = re.search(r"All optional notebooks together: (\d+) minutes", agenda["Optional notebooks"])
+    assert said and int(said.group(1)) == sum(int(row["minutes"]) for row in rows)
 
 
 def test_every_notebook_is_in_the_agenda(agenda, stated):
     named = {m for body in agenda.values() for m in re.findall(r"^\| (?:\d:\d\d \| )?(\d\d) · ", body, re.M)}
     assert named == set(stated)
+
+
+def test_section_minutes_add_up_to_the_reading_minutes(notebooks, timings):
+    """tools/notebook_times.py's sections: their words are the notebook's reading words, the whole
+    range is the reading minutes, and a heading that is not there is an error naming it."""
+    for number, nb in notebooks.items():
+        found = notebook_times.section_words(nb)
+        assert found[0][0] == notebook_times.TOP and len(found) >= 3, number
+        assert sum(words for _, words in found) == notebook_times.reading_words(nb), number
+        stem = next(p.stem for p in NOTEBOOKS if p.name[:2] == number)
+        assert notebook_times.section_minutes(nb, timings) == notebook_times.times(stem, nb, timings)["reading"]
+    nb = {
+        "cells": [
+            {"cell_type": "markdown", "source": "# T\ngoal " + "w " * 58},
+            {"cell_type": "code", "source": "x", "outputs": [{"output_type": "stream", "text": "out"}]},
+            {"cell_type": "markdown", "source": "text\n## A\n" + "a " * 119 + "\n## B\nb b"},
+            {"cell_type": "markdown", "source": "## Your turn\nnot read"},
+        ]
+    }
+    assert notebook_times.section_words(nb) == [("top", 64), ("A", 121), ("B", 4)]
+    slow = {"reader": {"words": {"x": 60}, "minutes": {"x": 1}}}
+    assert notebook_times.section_minutes(nb, slow, "A", "B") == 3  # 121 words, rounded up
+    assert notebook_times.section_minutes(nb, slow, stop="A") == 2
+    assert notebook_times.section_minutes(nb, slow, "B") == 1
+    for start, stop, message in (("C", None, "start: no '## C'"), ("B", "A", "stop: '## A' does not come after")):
+        with pytest.raises(ValueError, match=message):
+            notebook_times.range_words(nb, start, stop)
+
+
+def test_sections_cli_prints_every_notebooks_sections(capsys, notebooks):
+    assert notebook_times.main(["--sections", "04"]) == 0
+    out = capsys.readouterr().out
+    assert "04_step_size" in out and "## The gamma explorer" in out and "05_" not in out
+    with pytest.raises(SystemExit, match="no notebook numbered 99"):
+        notebook_times.main(["--sections", "99"])
 
 
 # ------------------------------------------------------------------------------------ handout

@@ -4,6 +4,7 @@
 
     python tools/notebook_times.py           # the table: words, reading, quiz, exercise, total
     python tools/notebook_times.py --write   # rewrite each notebook's "*Time: about ..." sentence
+    python tools/notebook_times.py --sections [NN ...]   # each notebook's ``## `` sections, minutes
 
 How (docs/workshop/timings.json holds the inputs and says where they come from):
 
@@ -14,6 +15,14 @@ How (docs/workshop/timings.json holds the inputs and says where they come from):
 - exercise: a timebox the instructor keeps (not a measurement).
 
 tests/test_notebooks.py checks that every first cell states exactly what this computes.
+
+Sections (for planning a session, docs/workshop/agenda.md): the reading part of a notebook is cut
+at its ``## `` headings (a heading may sit inside a cell: the cell's source is cut at that line; a
+code cell's printed output belongs to the section its source is in). The part before the first
+``## `` heading (title and learning goals) is the section ``TOP``. ``section_minutes(nb, start,
+stop)`` gives the reading minutes from heading ``start`` up to, not including, heading ``stop``
+(``stop=None``: up to the quiz or the exercise), with the same words and pace as the whole
+notebook, rounded up once for the range. The sections' words add up to ``reading_words``.
 """
 
 from __future__ import annotations
@@ -54,6 +63,60 @@ def reading_words(nb: dict) -> int:
             break
         total += cell_words(cell)
     return total
+
+
+#: The name of the part before a notebook's first ``## `` heading (its title and learning goals).
+TOP = "top"
+
+
+def section_words(nb: dict) -> list[tuple[str, int]]:
+    """(heading, words) of each ``## `` section of the reading part, in order; the first is ``TOP``.
+
+    The words are counted as in ``reading_words`` (which they add up to); a markdown cell's source is
+    cut at each line that starts with ``## ``.
+    """
+    found: list[tuple[str, int]] = [(TOP, 0)]
+    for cell in nb["cells"]:
+        source = _text(cell.get("source"))
+        if cell["cell_type"] == "markdown" and source.lstrip().startswith(STOP_HEADINGS):
+            break
+        if cell["cell_type"] != "markdown":
+            found[-1] = (found[-1][0], found[-1][1] + cell_words(cell))
+            continue
+        for line in source.splitlines():
+            if line.startswith("## "):
+                found.append((line[3:].strip(), 0))
+            found[-1] = (found[-1][0], found[-1][1] + len(line.split()))
+    names = [name for name, _ in found]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ValueError(f"nb: the heading(s) {repeated} name more than one section")
+    return found
+
+
+def range_words(nb: dict, start: str = TOP, stop: str | None = None) -> int:
+    """Words from the section headed ``start`` up to, not including, the one headed ``stop``.
+
+    ``start=TOP`` starts at the first cell; ``stop=None`` ends at the quiz or the exercise.
+    Raises ValueError naming the heading when either is not a ``## `` heading of the reading part,
+    or when ``stop`` does not come after ``start``.
+    """
+    found = section_words(nb)
+    names = [name for name, _ in found]
+    for arg, heading in (("start", start), ("stop", stop)):
+        if heading is not None and heading not in names:
+            raise ValueError(f"{arg}: no '## {heading}' heading before the quiz and the exercise (sections: {names})")
+    first = names.index(start)
+    last = len(names) if stop is None else names.index(stop)
+    if last <= first:
+        raise ValueError(f"stop: '## {stop}' does not come after '## {start}'")
+    return sum(words for _, words in found[first:last])
+
+
+def section_minutes(nb: dict, timings: dict, start: str = TOP, stop: str | None = None) -> int:
+    """Reading minutes from heading ``start`` up to heading ``stop`` (``range_words`` at the
+    measured pace, rounded up to a whole minute, as the notebook's reading minutes are)."""
+    return math.ceil(range_words(nb, start, stop) / pace(timings))
 
 
 def quiz_words(stem: str) -> int:
@@ -131,10 +194,49 @@ def write(stem: str, t: dict) -> bool:
     return True
 
 
+def sections_table(numbers: list[str]) -> str:
+    """Each notebook's sections: words, minutes alone, and minutes from the top to the section's end."""
+    timings = json.loads(TIMINGS.read_text(encoding="utf-8"))
+    wpm = pace(timings)
+    paths = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+    unknown = sorted(set(numbers) - {p.name[:2] for p in paths})
+    if unknown:
+        raise SystemExit(f"--sections: no notebook numbered {', '.join(unknown)}")
+    lines = [
+        f"pace {wpm:.1f} words/minute; alone: the section's reading minutes; from top: the first cell up to "
+        "the section's end (a range is rounded up once, see section_minutes)"
+    ]
+    for path in paths:
+        if numbers and path.name[:2] not in numbers:
+            continue
+        nb = json.loads(path.read_text(encoding="utf-8"))
+        t = times(path.stem, nb, timings)
+        lines.append("")
+        lines.append(
+            f"{path.stem}: reading {t['reading']}, quiz {t['quiz']}, exercise {t['exercise']}, total {t['total']}"
+        )
+        lines.append(f"  {'words':>6}{'alone':>7}{'from top':>10}  section")
+        cumulative = 0
+        for name, words in section_words(nb):
+            cumulative += words
+            shown = name if name == TOP else f"## {name}"
+            lines.append(f"  {words:>6}{math.ceil(words / wpm):>7}{math.ceil(cumulative / wpm):>10}  {shown}")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--write", action="store_true", help="rewrite each notebook's time sentence")
+    parser.add_argument(
+        "--sections",
+        nargs="*",
+        metavar="NN",
+        help="print the '## ' sections of the notebooks (all, or those numbered NN) with their reading minutes",
+    )
     args = parser.parse_args(argv)
+    if args.sections is not None:
+        sys.stdout.write(sections_table(args.sections))
+        return 0
     table = all_times()
     timings = json.loads(TIMINGS.read_text(encoding="utf-8"))
     lines = [f"pace {pace(timings):.1f} words/minute (one reader, notebooks 00-08 at {timings['reader']['commit']})"]
