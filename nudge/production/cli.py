@@ -514,6 +514,15 @@ def _precomputed_vectors(args, parts, dataset, doc_ids, test_record, test):
     ``--query-vectors``; every document and labelled question of the run must have a vector."""
     from .embedders import PrecomputedEmbedder
 
+    for option, value in (("DATA", args.data), ("--test", args.test)):
+        path = Path(value) if value is not None else None
+        if path is not None and path.is_file() and path.suffix.lower() in (*PAIR_TABLE_SUFFIXES, *JSONL_SUFFIXES):
+            raise ValueError(
+                f"{option} {value}: a pair table has no id columns; the kit numbers its questions and documents by "
+                "row order (q0001, d0001, ...), so re-sorting the file would pair every text with another vector. "
+                "Precomputed vectors need ids the data names: save it as LlamaIndex JSON "
+                "(nudge.production.datasets.save_llamaindex) or a BEIR folder with your ids, or embed with --embedder"
+            )
     emb = PrecomputedEmbedder.from_files(
         args.doc_vectors, args.query_vectors, doc_ids=args.doc_ids, query_ids=args.query_ids,
         model_name=args.vectors_model or PRECOMPUTED_MODEL,
@@ -1330,15 +1339,23 @@ def _refuse_test_questions(
         )
 
 
-def _update_vectors(args: argparse.Namespace, run: dict):
+def _update_vectors(args: argparse.Namespace, run: dict, *, pair_table: bool = False):
     """``(PrecomputedEmbedder, record)`` for `nudge update` of a run fit on precomputed vectors: the files given
-    (``--doc-vectors`` ...), else the run's own (checked unchanged by SHA-256)."""
+    (``--doc-vectors`` ...), else the run's own (checked unchanged by SHA-256). A pair table's ids are numbered
+    by row order (q0001, d0001, ...), so they are never looked up in the run's files."""
     from .embedders import PrecomputedEmbedder, file_sha256
 
     given = args.doc_vectors or args.query_vectors
     if given and not (args.doc_vectors and args.query_vectors):
         raise ValueError("--doc-vectors and --query-vectors go together (the run's files are used when neither is "
                          "given)")  # fmt: skip
+    if pair_table and not given:
+        raise ValueError(
+            f"{args.new_pairs} is a pair table: its ids (q0001, d0001, ...) are numbered by row order, so they name "
+            "other texts in the run's vector files. Give the new pairs' vectors keyed by these ids with "
+            "--doc-vectors/--query-vectors, or embed them with --embedder (the run's model), or give the pairs as "
+            "a BEIR folder or LlamaIndex JSON file with their own ids"
+        )
     recorded = run.get("vectors")
     if not given and not isinstance(recorded, dict):
         raise ValueError(f"{RUN_FILE} records no vector files: give --doc-vectors and --query-vectors")
@@ -1363,6 +1380,52 @@ def _update_vectors(args: argparse.Namespace, run: dict):
     record = {side: _vector_files(v, i) for side, (v, i) in files.items()}
     print(f"precomputed vectors ({'given' if given else 'the run files'}), nothing embedded", flush=True)
     return emb, record
+
+
+def _run_question_texts(run: dict, run_dir: Path, base: RetrievalDataset, texts: dict[str, str]):
+    """``(known, test)``: question id -> text of every training or validation question of the run (its data and
+    each recorded update whose file is unchanged; None when that file is gone), and the ids of its hold-out test
+    questions as their files name them (a ``--test`` file's ids without the run's prefix)."""
+    known: dict[str, str | None] = {}
+    for part in ("train", "val"):
+        for q in run["split"][part]:
+            known[q] = base.queries.get(q)
+    prefix = run["test"].get("query_id_prefix", "") if "test" in run else ""
+    test = {q[len(prefix) :] for q in run["split"]["test"]}
+    for record in run.get("updates", []):
+        path = Path(record.get("data", ""))
+        week = None
+        if path.exists() and _data_sha256(path) == record.get("sha256"):
+            week = load_valid(path, **_beir_kwargs(record.get("beir_split")))
+        for part in ("train", "val"):
+            for q in record.get(part, []):
+                known.setdefault(q, None if week is None else week.queries.get(q))
+    return known, test
+
+
+def _refuse_reused_question_ids(new: RetrievalDataset, qids: list[str], run: dict, run_dir: Path,
+                                base: RetrievalDataset, texts: dict[str, str], new_path: Path) -> None:  # fmt: skip
+    """A file naming its own ids (BEIR, LlamaIndex) must not give a run's question id to another question, nor
+    reuse a hold-out test question's id at all: the id would fetch that question's vector (precomputed vectors)
+    and make two questions one."""
+    from .streaming import normalise_text
+
+    known, test = _run_question_texts(run, run_dir, base, texts)
+    in_test = [q for q in qids if q in test]
+    if in_test:
+        raise ValueError(
+            f"{new_path}: {len(in_test)} question id(s) are ids of this run's hold-out test questions, first "
+            f"{in_test[0]!r}: a test question never joins training or validation, and its id names its vector. "
+            "Nothing was written; give the new questions ids of their own"
+        )
+    other = [q for q in qids if q in known and known[q] is not None
+             and normalise_text(known[q]) != normalise_text(new.queries[q])]  # fmt: skip
+    if other:
+        raise ValueError(
+            f"{new_path}: {len(other)} question id(s) are already questions of this run with another text, first "
+            f"{other[0]!r} ({new.queries[other[0]][:60]!r} here, {known[other[0]][:60]!r} in the run): one id "
+            "names one question (and its vector). Nothing was written; give the new questions ids of their own"
+        )
 
 
 def _update(args: argparse.Namespace, run_dir: Path, run: dict) -> None:
@@ -1412,6 +1475,10 @@ def _update(args: argparse.Namespace, run_dir: Path, run: dict) -> None:
             fresh.setdefault(q, []).append(d)
     _refuse_test_questions(new, fresh, run, base, new_path, _corpus_texts(run_dir, run, base, doc_ids))
     qids = list(fresh)
+    pair_table = new_path.is_file() and new_path.suffix.lower() in (*PAIR_TABLE_SUFFIXES, *JSONL_SUFFIXES)
+    if not pair_table:  # the file names its own ids: one id, one question
+        _refuse_reused_question_ids(new, qids, run, run_dir, base, _corpus_texts(run_dir, run, base, doc_ids),
+                                    new_path)  # fmt: skip
     if not qids:
         raise ValueError(
             f"all {n_seen} pairs of {new_path} are already counted in this run (its own data or an earlier update; "
@@ -1441,8 +1508,7 @@ def _update(args: argparse.Namespace, run_dir: Path, run: dict) -> None:
     val_q += [q for q in qids if kept.get(q) == "val"]
 
     texts = _corpus_texts(run_dir, run, base, doc_ids)
-    by_id = not (new_path.is_file() and new_path.suffix.lower() in (*PAIR_TABLE_SUFFIXES, *JSONL_SUFFIXES))
-    mapping, added = _match_documents(new, texts, by_id=by_id, prefix=f"update{len(updates) + 1}-")
+    mapping, added = _match_documents(new, texts, by_id=not pair_table, prefix=f"update{len(updates) + 1}-")
     n_pairs = sum(len(fresh[q]) for q in qids)
     print(
         f"{new_path.name}: {len(qids)} new labelled questions ({len(train_q)} train, {len(val_q)} validation), "
@@ -1463,7 +1529,7 @@ def _update(args: argparse.Namespace, run_dir: Path, run: dict) -> None:
         raise ValueError(f"{RUN_FILE} does not say which --embedder made the run: pass --embedder")
     vectors_record = None
     if option == PRECOMPUTED:  # vectors by id, from --doc-vectors/--query-vectors or the run's own files
-        embedder, vectors_record = _update_vectors(args, run)
+        embedder, vectors_record = _update_vectors(args, run, pair_table=pair_table)
         file_ids = {nid: fid for fid, nid in mapping.items()}
         embedder.check_covers([file_ids[d] for d in added], qids)
         embed_documents = lambda _texts: embedder.document_vectors([file_ids[d] for d in added])  # noqa: E731

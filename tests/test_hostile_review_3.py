@@ -1,0 +1,130 @@
+"""Regression tests for the hostile review of "bring your own vectors and splits" (issue 14): each test
+replays one finding of the tester's report (their scripts: a small BEIR folder with vectors by id, a pair
+table, `nudge fit/update/evaluate`)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nudge import load_embeddings
+from nudge.production.cli import main
+
+DIM = 16
+
+
+def one_line(capsys, command: str) -> str:
+    err = capsys.readouterr().err
+    assert err.startswith(f"nudge {command}: error: ") and err.count("\n") == 1, err
+    assert "Traceback" not in err
+    return err
+
+
+def make_beir(folder: Path, *, n_docs=60, n_train=40, n_test=15, seed=0, twins=(), qid=lambda i: f"Q{i}",
+              did=lambda i: f"D{i}", start=0) -> np.ndarray:  # fmt: skip
+    """The tester's mk.py: a BEIR folder (train and test qrels) and, in FOLDER_vec, vectors by id."""
+    rng = np.random.default_rng(seed)
+    (folder / "qrels").mkdir(parents=True, exist_ok=True)
+    docs = rng.normal(size=(n_docs, DIM))
+    texts = [f"document number {i} about topic {i * 7 % 13}" for i in range(n_docs)]
+    for a, b in twins:
+        texts[b], docs[b] = texts[a], docs[a]
+    with open(folder / "corpus.jsonl", "w") as fh:
+        for i, t in enumerate(texts):
+            fh.write(json.dumps({"_id": did(i), "title": "", "text": t}) + "\n")
+    nq = n_train + n_test
+    rel = rng.integers(0, n_docs, size=nq)
+    queries = docs[rel] + 0.9 * rng.normal(size=(nq, DIM))
+    with open(folder / "queries.jsonl", "w") as fh:
+        for i in range(nq):
+            fh.write(json.dumps({"_id": qid(i), "text": f"question {start + i} asking about {rel[i]}"}) + "\n")
+    for name, rows in (("train", range(n_train)), ("test", range(n_train, nq))):
+        with open(folder / "qrels" / f"{name}.tsv", "w") as fh:
+            fh.write("query-id\tcorpus-id\tscore\n")
+            for i in rows:
+                fh.write(f"{qid(i)}\t{did(rel[i])}\t1\n")
+    vec = folder.with_name(folder.name + "_vec")
+    vec.mkdir(exist_ok=True)
+    np.savez(vec / "docs.npz", ids=np.array([did(i) for i in range(n_docs)]), vectors=docs.astype(np.float32))
+    np.savez(vec / "queries.npz", ids=np.array([qid(i) for i in range(nq)]), vectors=queries.astype(np.float32))
+    return rel
+
+
+def vectors(folder: Path) -> list[str]:
+    vec = folder.with_name(folder.name + "_vec")
+    return ["--doc-vectors", str(vec / "docs.npz"), "--query-vectors", str(vec / "queries.npz")]
+
+
+def fit(data: Path, out: Path, *extra: str) -> None:
+    assert main(["fit", str(data), "--out", str(out), "--method", "M", "--split", "train", "--test-split", "test",
+                 *vectors(data), *extra]) == 0  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def beir_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("hostile3")
+    make_beir(root / "b1")
+    fit(root / "b1", root / "run")
+    return root
+
+
+@pytest.fixture
+def run(beir_run, tmp_path):
+    return shutil.copytree(beir_run / "run", tmp_path / "run")
+
+
+# ------------------------------------------- 1: update takes vectors for reused ids from the run's files
+def write_pairs(path: Path, rows) -> None:
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["query", "document"])
+        w.writerows(rows)
+
+
+def test_a_pair_table_update_never_looks_its_row_ids_up_in_the_run_files(tmp_path, capsys):
+    data = tmp_path / "b"  # the run's files name documents d0001 ... and questions q0001 ..., as a table's rows
+    make_beir(data, qid=lambda i: f"q{i + 1:04d}", did=lambda i: f"d{i + 1:04d}")
+    fit(data, tmp_path / "run")
+    run = tmp_path / "run"
+    week = tmp_path / "week1.csv"  # new texts: before the fix they took the run's d0001 ... vectors (cosine 1.0)
+    write_pairs(week, [(f"new week question {i}", f"a brand new passage {i}") for i in range(10)])
+    capsys.readouterr()
+    assert main(["update", str(run), str(week)]) == 2
+    assert "is a pair table: its ids (q0001, d0001, ...) are numbered by row order" in one_line(capsys, "update")
+    assert json.loads((run / "run.json").read_text())["updates"] == []
+
+
+def test_a_beir_update_reusing_the_runs_test_ids_is_refused(beir_run, run, tmp_path, capsys):
+    # the tester's sfwk3: new texts under the run's hold-out test ids; their vectors are the test questions'
+    week = tmp_path / "week"
+    make_beir(week, n_train=0, n_test=15, seed=5, qid=lambda i: f"Q{40 + i}", did=lambda i: f"N{i}", start=900)
+    (week / "qrels" / "train.tsv").unlink()
+    assert main(["update", str(run), str(week), *vectors(week)]) == 2
+    err = one_line(capsys, "update")
+    assert "15 question id(s) are ids of this run's hold-out test questions, first 'Q40'" in err
+
+
+def test_a_beir_update_giving_a_training_id_another_text_is_refused(run, tmp_path, capsys):
+    week = tmp_path / "week"
+    make_beir(week, n_train=0, n_test=10, seed=6, qid=lambda i: f"Q{i}", did=lambda i: f"N{i}", start=500)
+    (week / "qrels" / "train.tsv").unlink()
+    assert main(["update", str(run), str(week), *vectors(week)]) == 2
+    assert "question id(s) are already questions of this run with another text, first 'Q" in one_line(
+        capsys, "update"
+    )
+
+
+def test_fit_refuses_precomputed_vectors_keyed_by_row_numbers_of_a_pair_table(tmp_path, capsys):
+    table = tmp_path / "pairs.csv"
+    write_pairs(table, [(f"question {i}", f"passage {i % 7}") for i in range(20)])
+    np.savez(tmp_path / "d.npz", ids=np.array([f"d{i:04d}" for i in range(1, 8)]), vectors=np.eye(7, DIM))
+    np.savez(tmp_path / "q.npz", ids=np.array([f"q{i:04d}" for i in range(1, 21)]), vectors=np.ones((20, DIM)))
+    argv = ["--doc-vectors", str(tmp_path / "d.npz"), "--query-vectors", str(tmp_path / "q.npz")]
+    assert main(["fit", str(table), "--out", str(tmp_path / "r"), *argv]) == 2
+    err = one_line(capsys, "fit")
+    assert "a pair table has no id columns" in err and "save_llamaindex" in err
