@@ -128,3 +128,27 @@ def test_fit_refuses_precomputed_vectors_keyed_by_row_numbers_of_a_pair_table(tm
     assert main(["fit", str(table), "--out", str(tmp_path / "r"), *argv]) == 2
     err = one_line(capsys, "fit")
     assert "a pair table has no id columns" in err and "save_llamaindex" in err
+
+
+# --------------------------------------- 2: update accepted vector files of any model (same dimension)
+def test_update_refuses_given_vectors_that_differ_from_the_runs_own(run, beir_run, tmp_path, capsys):
+    week = tmp_path / "week"
+    make_beir(week, n_train=0, n_test=10, seed=7, qid=lambda i: f"W{i}", did=lambda i: f"N{i}", start=700)
+    (week / "qrels" / "train.tsv").unlink()
+    vec = beir_run / "b1_vec"
+    rng = np.random.default_rng(3)
+    for name, extra in (("docs", week.with_name("week_vec") / "docs.npz"),
+                        ("queries", week.with_name("week_vec") / "queries.npz")):  # fmt: skip
+        ours, theirs = np.load(vec / f"{name}.npz"), np.load(extra)
+        ids = np.concatenate([ours["ids"], theirs["ids"]])
+        np.savez(tmp_path / f"same_{name}.npz", ids=ids, vectors=np.concatenate([ours["vectors"], theirs["vectors"]]))
+        np.savez(tmp_path / f"random_{name}.npz", ids=ids, vectors=rng.normal(size=(len(ids), DIM)))
+        np.savez(tmp_path / f"new_{name}.npz", ids=theirs["ids"], vectors=theirs["vectors"])
+    for kind, message in (("random", "these vectors are not from the model the run was fit with"),
+                          ("new", "hold no vector of the run's documents or questions")):  # fmt: skip
+        argv = ["--doc-vectors", str(tmp_path / f"{kind}_docs.npz"), "--query-vectors",
+                str(tmp_path / f"{kind}_queries.npz")]  # fmt: skip
+        assert main(["update", str(run), str(week), *argv]) == 2
+        assert message in one_line(capsys, "update")
+    argv = ["--doc-vectors", str(tmp_path / "same_docs.npz"), "--query-vectors", str(tmp_path / "same_queries.npz")]
+    assert main(["update", str(run), str(week), *argv]) == 0

@@ -1339,7 +1339,7 @@ def _refuse_test_questions(
         )
 
 
-def _update_vectors(args: argparse.Namespace, run: dict, *, pair_table: bool = False):
+def _update_vectors(args: argparse.Namespace, run: dict, run_dir: Path, *, pair_table: bool = False):
     """``(PrecomputedEmbedder, record)`` for `nudge update` of a run fit on precomputed vectors: the files given
     (``--doc-vectors`` ...), else the run's own (checked unchanged by SHA-256). A pair table's ids are numbered
     by row order (q0001, d0001, ...), so they are never looked up in the run's files."""
@@ -1377,9 +1377,44 @@ def _update_vectors(args: argparse.Namespace, run: dict, *, pair_table: bool = F
         files[side] = (entry["vectors"], entry.get("ids"))
     emb = PrecomputedEmbedder.from_files(files["documents"][0], files["queries"][0], doc_ids=files["documents"][1],
                                          query_ids=files["queries"][1], model_name=run["embedder"])  # fmt: skip
+    if given:
+        _check_same_vectors(emb, run, run_dir)
     record = {side: _vector_files(v, i) for side, (v, i) in files.items()}
     print(f"precomputed vectors ({'given' if given else 'the run files'}), nothing embedded", flush=True)
     return emb, record
+
+
+def _check_same_vectors(emb, run: dict, run_dir: Path) -> None:
+    """Vector files given to `nudge update` must hold the run's own vectors for the documents and questions the run
+    already has (same model): their rows are compared with documents.npz and queries.npz; ``ValueError`` when one
+    differs, or when the files hold none of the run's ids (then nothing shows which model made them)."""
+    prefix = run["test"].get("query_id_prefix", "") if "test" in run else ""
+    n_common = 0
+    for name, lookup, ids_in_file in ((DOCS_FILE, emb.document_vectors, set(emb.doc_ids)),
+                                      (QUERIES_FILE, emb.query_vectors, set(emb.query_ids))):  # fmt: skip
+        stored, ids = load_embeddings(_run_file(run_dir, name), name=f"the run's {name}")
+        if name == QUERIES_FILE:  # a --test file's questions are stored as PREFIX+id, looked up by their own id
+            ids = [q[len(prefix) :] if prefix and q.startswith(prefix) else q for q in ids]
+        rows = [i for i, d in enumerate(ids) if d in ids_in_file]
+        n_common += len(rows)
+        if not rows:
+            continue
+        given = lookup([ids[i] for i in rows])
+        close = np.isclose(given, stored[rows].astype(np.float32), rtol=0, atol=1e-5).all(axis=1)
+        if not close.all():
+            first = ids[rows[int(np.flatnonzero(~close)[0])]]
+            raise ValueError(
+                f"{int((~close).sum())} of the {len(rows)} vectors these files give for the run's own "
+                f"{'documents' if name == DOCS_FILE else 'questions'} differ from its {name}, first {first!r}: these "
+                f"vectors are not from the model the run was fit with ({run['embedder']!r}). Nothing was written; "
+                "give vectors of that model, or fit a new run"
+            )
+    if n_common == 0:
+        raise ValueError(
+            "the vector files given hold no vector of the run's documents or questions, so nothing shows they come "
+            f"from the model the run was fit with ({run['embedder']!r}): give files that also hold (some of) the "
+            "run's vectors, e.g. the files given to `nudge fit` with the new rows appended"
+        )
 
 
 def _run_question_texts(run: dict, run_dir: Path, base: RetrievalDataset, texts: dict[str, str]):
@@ -1529,7 +1564,7 @@ def _update(args: argparse.Namespace, run_dir: Path, run: dict) -> None:
         raise ValueError(f"{RUN_FILE} does not say which --embedder made the run: pass --embedder")
     vectors_record = None
     if option == PRECOMPUTED:  # vectors by id, from --doc-vectors/--query-vectors or the run's own files
-        embedder, vectors_record = _update_vectors(args, run, pair_table=pair_table)
+        embedder, vectors_record = _update_vectors(args, run, run_dir, pair_table=pair_table)
         file_ids = {nid: fid for fid, nid in mapping.items()}
         embedder.check_covers([file_ids[d] for d in added], qids)
         embed_documents = lambda _texts: embedder.document_vectors([file_ids[d] for d in added])  # noqa: E731
