@@ -152,3 +152,21 @@ def test_update_refuses_given_vectors_that_differ_from_the_runs_own(run, beir_ru
         assert message in one_line(capsys, "update")
     argv = ["--doc-vectors", str(tmp_path / "same_docs.npz"), "--query-vectors", str(tmp_path / "same_queries.npz")]
     assert main(["update", str(run), str(week), *argv]) == 0
+
+
+# ------------------------------ 3: BEIR documents were matched by text: labels moved to a twin document
+def test_a_beir_test_set_keeps_its_labels_on_its_own_document_ids_not_a_twin(tmp_path, capsys):
+    data = tmp_path / "b"
+    rel = make_beir(data, n_docs=60, twins=[(i, i + 30) for i in range(30)])  # D30..D59 copy D0..D29's text
+    labelled = [j for j in rel[40:] if j >= 30]  # test questions labelled with the second twin
+    assert labelled
+    fit(data, tmp_path / "run")
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert "test" in run
+    from nudge.production.cli import _corpus_texts, _load_run_data, _test_set
+
+    docs, doc_ids = load_embeddings(tmp_path / "run" / "documents.npz")
+    base = _load_run_data(run)
+    view = _test_set(run["test"], _corpus_texts(tmp_path / "run", run, base, doc_ids)).view
+    for q, j in zip([f"Q{i}" for i in range(40, 55)], rel[40:], strict=True):
+        assert list(view.relevant[q]) == [f"D{j}"]  # before the fix: D{j - 30} for j >= 30

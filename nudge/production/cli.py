@@ -1192,28 +1192,36 @@ def _corpus_texts(run_dir: Path, run: dict, base: RetrievalDataset, doc_ids: lis
 def _match_documents(
     new: RetrievalDataset, texts: dict[str, str], *, by_id: bool, prefix: str
 ) -> tuple[dict[str, str], dict[str, str]]:
-    """``(mapping, added)``: each document of ``new`` to a run id (same text), and the new ones (id -> text).
+    """``(mapping, added)``: each document of ``new`` to a run id, and the new ones (id -> text).
 
-    Pair files name documents by their text (their ids are per file); a LlamaIndex file or BEIR
-    folder names them by id too, and a known id with another text is refused (an edited passage).
+    Pair files name documents by their text (their ids are per file): matched by normalised text. A
+    LlamaIndex file or BEIR folder names them by id (``by_id``): matched by id, so twin texts under two
+    ids stay two documents (labels never move to a twin); a known id with another text is refused (an
+    edited passage).
     """
     from .streaming import normalise_text
 
-    # documents are identified by their whitespace-normalised text, as pair keys are (one rule everywhere)
-    known_texts = {normalise_text(t): d for d, t in reversed(texts.items())}
     mapping: dict[str, str] = {}
     added: dict[str, str] = {}
+    if by_id:
+        for fid, text in new.corpus.items():
+            if fid in texts and normalise_text(texts[fid]) != normalise_text(text):
+                raise ValueError(
+                    f"document {fid!r} has another text than the run's document of that id: an edited passage "
+                    "changes its vector, so fit again"
+                )
+            mapping[fid] = fid
+            if fid not in texts:
+                added[fid] = text
+        return mapping, added
+    # documents are identified by their whitespace-normalised text, as pair keys are (one rule everywhere)
+    known_texts = {normalise_text(t): d for d, t in reversed(texts.items())}
     for fid, text in new.corpus.items():
         known = known_texts.get(normalise_text(text))
         if known is not None:
             mapping[fid] = known
             continue
-        if by_id and fid in texts:
-            raise ValueError(
-                f"document {fid!r} has another text than the run's document of that id: an edited passage "
-                "changes its vector, so fit again"
-            )
-        nid = fid if by_id else f"{prefix}{fid}"
+        nid = f"{prefix}{fid}"
         if nid in texts or nid in added:
             raise ValueError(f"new document id {nid!r} is already used in the run")
         mapping[fid] = nid
