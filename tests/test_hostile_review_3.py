@@ -170,3 +170,26 @@ def test_a_beir_test_set_keeps_its_labels_on_its_own_document_ids_not_a_twin(tmp
     view = _test_set(run["test"], _corpus_texts(tmp_path / "run", run, base, doc_ids)).view
     for q, j in zip([f"Q{i}" for i in range(40, 55)], rel[40:], strict=True):
         assert list(view.relevant[q]) == [f"D{j}"]  # before the fix: D{j - 30} for j >= 30
+
+
+# ------------------------------------------- 4: an NFD copy of a test question passed the test check
+def test_an_nfd_copy_of_a_test_question_is_recognised(tmp_path, capsys):
+    import unicodedata
+
+    from nudge.production.streaming import normalise_text, pair_key
+
+    assert normalise_text("caf\u0065\u0301 au lait") == normalise_text("caf\u00e9 au lait")
+    assert pair_key("caf\u00e9", "x", nfc=False) != pair_key("cafe\u0301", "x", nfc=False)  # the old rule
+    data = tmp_path / "b"
+    make_beir(data)
+    # test questions with accents (NFC in the data); the week asks them again in NFD
+    queries = [json.loads(line) for line in (data / "queries.jsonl").read_text().splitlines()]
+    for obj in queries:
+        obj["text"] = obj["text"].replace("question", "qu\u00e9stion")
+    (data / "queries.jsonl").write_text("".join(json.dumps(o) + "\n" for o in queries))
+    fit(data, tmp_path / "run")
+    week = tmp_path / "week.csv"
+    write_pairs(week, [(unicodedata.normalize("NFD", queries[40 + i]["text"]), f"new passage {i}") for i in range(5)])
+    capsys.readouterr()
+    assert main(["update", str(tmp_path / "run"), str(week), "--embedder", "tessera"]) == 2
+    assert "are hold-out test questions of this run (same text)" in one_line(capsys, "update")

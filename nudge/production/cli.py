@@ -1511,7 +1511,10 @@ def _update(args: argparse.Namespace, run_dir: Path, run: dict) -> None:
     for q in new.answered_query_ids:
         for d in new.relevant[q]:
             key = pair_key(new.queries[q], new.corpus[d])
-            if key in state.pair_keys or key in keys:
+            # a state written before the NFC step holds that version's key of a non-NFC text
+            if key in state.pair_keys or key in keys or pair_key(new.queries[q], new.corpus[d], nfc=False) in (
+                state.pair_keys
+            ):
                 n_seen += 1
                 continue
             keys.add(key)
