@@ -193,3 +193,52 @@ def test_an_nfd_copy_of_a_test_question_is_recognised(tmp_path, capsys):
     capsys.readouterr()
     assert main(["update", str(tmp_path / "run"), str(week), "--embedder", "tessera"]) == 2
     assert "are hold-out test questions of this run (same text)" in one_line(capsys, "update")
+
+
+# ------------------------- 5: update and --test FOLDER always read qrels/test.tsv, whatever the folder held
+def test_update_reads_the_named_qrels_and_never_picks_one_of_several_silently(run, tmp_path, capsys):
+    week = tmp_path / "week"  # train.tsv holds the week's 10 new pairs, test.tsv 5 others
+    make_beir(week, n_train=10, n_test=5, seed=8, qid=lambda i: f"W{i}", did=lambda i: f"N{i}", start=800)
+    vec = week.with_name("week_vec")
+    argv = []  # the run's vectors plus the week's, as a team would append them
+    for name, flag in (("docs", "--doc-vectors"), ("queries", "--query-vectors")):
+        a = np.load(Path(json.loads((run / "run.json").read_text())["vectors"][
+            "documents" if name == "docs" else "queries"]["vectors"]))  # fmt: skip
+        b = np.load(vec / f"{name}.npz")
+        np.savez(tmp_path / f"{name}.npz", ids=np.concatenate([a["ids"], b["ids"]]),
+                 vectors=np.concatenate([a["vectors"], b["vectors"]]))  # fmt: skip
+        argv += [flag, str(tmp_path / f"{name}.npz")]
+    assert main(["update", str(run), str(week), *argv]) == 2  # before the fix: test.tsv read, silently
+    err = one_line(capsys, "update")
+    assert "holds 2 qrels files (test, train): say which to read with --split NAME" in err
+    assert main(["update", str(run), str(week), "--split", "train", *argv]) == 0
+    out = capsys.readouterr().out
+    assert "10 new labelled questions" in out
+    record = json.loads((run / "run.json").read_text())["updates"][0]
+    assert record["beir_split"] == ["train"] and len(record["train"] + record["val"]) == 10
+
+
+def test_a_test_folder_with_several_qrels_needs_its_split(beir_run, tmp_path, capsys):
+    data = beir_run / "b1"
+    test = tmp_path / "t"
+    make_beir(test, n_train=5, n_test=5, seed=9, qid=lambda i: f"T{i}", did=lambda i: f"D{i}", start=300)
+    argv = ["fit", str(data), "--out", str(tmp_path / "r"), "--split", "train", "--test", str(test), "--embedder",
+            "tessera"]  # fmt: skip
+    assert main(argv) == 2
+    assert "--test " in (err := one_line(capsys, "fit")) and "say which to read with --test-folder-split" in err
+    assert main([*argv[:-2], "--test-folder-split", "train", *_test_vectors(
+        tmp_path, beir_run / "b1_vec", test.with_name("t_vec"))]) == 0  # fmt: skip
+    record = json.loads((tmp_path / "r" / "run.json").read_text())["test"]
+    assert record["beir_split"] == ["train"] and len(json.loads((tmp_path / "r" / "run.json").read_text())[
+        "split"]["test"]) == 5  # fmt: skip
+
+
+def _test_vectors(tmp_path: Path, ours: Path, theirs: Path) -> list[str]:
+    argv = []
+    for name, flag in (("docs", "--doc-vectors"), ("queries", "--query-vectors")):
+        a, b = np.load(ours / f"{name}.npz"), np.load(theirs / f"{name}.npz")
+        keep = ~np.isin(b["ids"], a["ids"])
+        np.savez(tmp_path / f"all_{name}.npz", ids=np.concatenate([a["ids"], b["ids"][keep]]),
+                 vectors=np.concatenate([a["vectors"], b["vectors"][keep]]))  # fmt: skip
+        argv += [flag, str(tmp_path / f"all_{name}.npz")]
+    return argv

@@ -181,6 +181,10 @@ def _check_run(run: dict, path: Path) -> None:
                 id_list(f"{field}.{key}", record[key])
         if "vectors" in record:
             _check_vector_record(record["vectors"], f"{field}.vectors", bad, text)
+        if "beir_split" in record:
+            split = record["beir_split"]
+            if not isinstance(split, list) or not split or not all(isinstance(v, str) and v for v in split):
+                raise bad(f"{field}.beir_split", f"must be a non-empty list of qrels names, got {_short(split)}")
 
 
 def _check_sources(run: dict, bad: Callable[[str, str], ValueError], text: Callable[..., None]) -> None:
@@ -204,7 +208,7 @@ def _check_sources(run: dict, bad: Callable[[str, str], ValueError], text: Calla
             raise bad("test.kind", f"must be 'split' (--test-split) or 'file' (--test), got {test.get('kind')!r}")
         for key in ("data", "sha256"):
             text(f"test.{key}", test.get(key))
-        if test["kind"] == "split":
+        if test["kind"] == "split" or "beir_split" in test:
             split_list("test.beir_split", test.get("beir_split"))
         prefix = test.get("query_id_prefix", "")
         if not isinstance(prefix, str):
@@ -432,6 +436,25 @@ def _beir_kwargs(splits: object) -> dict[str, object]:
     return {"split": splits} if splits else {}
 
 
+def _folder_split(path: Path, names: str | None, option: str) -> list[str] | None:
+    """The qrels file(s) to read from a BEIR folder given as ``option``: ``names`` when given; else the folder's
+    only qrels file; several (e.g. train and test) are never picked silently. None for a file."""
+    if not path.is_dir():
+        if names is not None:
+            raise ValueError(f"{option} {path}: a split names qrels files of a BEIR folder; this is a file")
+        return None
+    if names is not None:
+        return _split_names(names)
+    available = sorted(p.stem for p in (path / "qrels").glob("*.tsv"))
+    if len(available) == 1:
+        return available
+    flag = "--split" if option == "NEW_PAIRS" else "--test-folder-split"
+    raise ValueError(
+        f"{option} {path}: " + (f"the folder holds {len(available)} qrels files ({', '.join(available)}): say which "
+        f"to read with {flag} NAME (e.g. {flag} {available[-1]})" if available else "no qrels/*.tsv file")
+    )  # fmt: skip
+
+
 def _load_run_data(run: dict) -> RetrievalDataset:
     """The run's data as `nudge fit` read it (the same BEIR qrels files)."""
     return load_valid(run["data"], **_beir_kwargs(run.get("beir_split")))
@@ -444,8 +467,14 @@ def _test_record(args: argparse.Namespace, data: Path) -> dict | None:
                 "beir_split": _split_names(args.test_split), "query_id_prefix": ""}  # fmt: skip
     if args.test is not None:
         path = Path(args.test)
-        return {"kind": "file", "data": str(path.resolve()), "sha256": _data_sha256(path),
-                "query_id_prefix": TEST_PREFIX}  # fmt: skip
+        record = {"kind": "file", "data": str(path.resolve()), "sha256": _data_sha256(path),
+                  "query_id_prefix": TEST_PREFIX}  # fmt: skip
+        split = _folder_split(path, args.test_folder_split, "--test")
+        if split is not None:
+            record["beir_split"] = split
+        return record
+    if args.test_folder_split is not None:
+        raise ValueError("--test-folder-split names the qrels of a --test folder, which is not given")
     return None
 
 
@@ -482,6 +511,8 @@ def _test_set(record: dict, texts: dict[str, str]) -> TestSet:
     relevant = {prefix + q: {mapping[d]: g for d, g in test.relevant[q].items()} for q in answered}
     file_ids = {nid: fid for fid, nid in mapping.items() if nid in added}
     label = "--test-split " + ",".join(record["beir_split"]) if record["kind"] == "split" else f"--test {path}"
+    if record["kind"] == "file" and record.get("beir_split"):
+        label += f" (qrels {', '.join(record['beir_split'])})"
     return TestSet(RetrievalDataset(queries, {**texts, **added}, relevant), added, file_ids, label)
 
 
@@ -1295,7 +1326,7 @@ def _rebuilt_pair_keys(state, run: dict, run_dir: Path, base: RetrievalDataset) 
                 "counted cannot be told apart from new ones, so they could count twice. Put that file back as it "
                 "was, or fit the run again and add the weeks' files with `nudge update`"
             )
-        week = load_valid(path)
+        week = load_valid(path, **_beir_kwargs(record.get("beir_split")))
         keys |= {pair_key(week.queries[q], week.corpus[d]) for q in week.answered_query_ids for d in week.relevant[q]}
     return keys
 
@@ -1314,7 +1345,7 @@ def _known_splits(run: dict, base: RetrievalDataset) -> dict[str, str]:
         path = Path(record.get("data", ""))
         if not path.is_file() or _data_sha256(path) != record.get("sha256"):
             continue
-        week = load_valid(path)
+        week = load_valid(path, **_beir_kwargs(record.get("beir_split")))
         for part in ("train", "val"):
             for q in record.get(part, []):
                 if q in week.queries:
@@ -1476,7 +1507,8 @@ def _update(args: argparse.Namespace, run_dir: Path, run: dict) -> None:
 
     _check_data_unchanged(run, run_dir)
     new_path = Path(args.new_pairs)
-    new = load_valid(new_path)
+    new_split = _folder_split(new_path, args.split, "NEW_PAIRS")
+    new = load_valid(new_path, **_beir_kwargs(new_split))
     digest = _data_sha256(new_path)
     updates = run.get("updates", [])
     for i, done in enumerate(updates, start=1):
@@ -1627,6 +1659,7 @@ def _update(args: argparse.Namespace, run_dir: Path, run: dict) -> None:
         "sha256": digest,
         "seed": args.seed,
         "val_fraction": args.val_fraction,
+        **({"beir_split": new_split} if new_split else {}),
         "train": train_q,
         "val": val_q,
         "pairs": n_pairs,
@@ -1744,6 +1777,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "qrels file of DATA, e.g. test")  # fmt: skip
     splits.add_argument("--test", metavar="TEST_DATA", help="hold-out test questions from a separate dataset (any "
                         "format the kit reads; its documents join the corpus)")  # fmt: skip
+    splits.add_argument("--test-folder-split", metavar="NAMES", help="--test is a BEIR folder: its qrels file(s) "
+                        "(needed when it holds several)")  # fmt: skip
     splits.add_argument("--seed", type=int, default=0, help="seed of the question split (default 0)")
     splits.add_argument("--val-fraction", type=float, default=0.2, help="share of non-test questions for gamma (0.2)")
     splits.add_argument("--test-fraction", type=float, help="share of DATA's questions held out for testing when no "
@@ -1825,6 +1860,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     up.add_argument("run", help="run folder written by `nudge fit`")
     up.add_argument("new_pairs", metavar="NEW_PAIRS", help="LlamaIndex JSON, BEIR folder, or CSV/JSONL of pairs")
+    up.add_argument("--split", metavar="NAMES", help="NEW_PAIRS is a BEIR folder: its qrels file(s) to read "
+                    "(needed when it holds several; recorded in run.json)")  # fmt: skip
     up.add_argument("--val-fraction", type=float, default=0.2, help="share of the new questions for gamma (0.2)")
     up.add_argument("--seed", type=int, default=0, help="seed of the new questions' split (default 0)")
     up.add_argument("--embedder", choices=EMBEDDERS, help="override the run's embedder (same model only)")
