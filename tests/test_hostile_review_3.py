@@ -242,3 +242,15 @@ def _test_vectors(tmp_path: Path, ours: Path, theirs: Path) -> list[str]:
                  vectors=np.concatenate([a["vectors"], b["vectors"][keep]]))  # fmt: skip
         argv += [flag, str(tmp_path / f"all_{name}.npz")]
     return argv
+
+
+# ------------------------------------- 6: a --test set identical to DATA was only noted, evaluate inflated
+def test_a_test_set_sharing_its_questions_with_data_is_refused(tmp_path, capsys):
+    from nudge.teaching.bundled import data_dir
+
+    pairs = data_dir() / "examples" / "support_pairs.csv"
+    out = tmp_path / "r"
+    assert main(["fit", str(pairs), "--test", str(pairs), "--out", str(out), "--embedder", "tessera"]) == 2
+    err = one_line(capsys, "fit")
+    assert "test questions have the same text as a training or validation question of DATA" in err
+    assert "remove them from the test set or from DATA" in err and not out.exists()
