@@ -254,3 +254,22 @@ def test_a_test_set_sharing_its_questions_with_data_is_refused(tmp_path, capsys)
     err = one_line(capsys, "fit")
     assert "test questions have the same text as a training or validation question of DATA" in err
     assert "remove them from the test set or from DATA" in err and not out.exists()
+
+
+# ------------------------------------------ 7: a pair given twice with two grades: the first kept, silently
+def test_conflicting_grades_of_one_pair_are_an_error_with_file_and_line(tmp_path, capsys):
+    from nudge.production.datasets import load_beir
+
+    data = tmp_path / "b"
+    make_beir(data)
+    qrels = data / "qrels" / "train.tsv"
+    lines = qrels.read_text().splitlines()
+    q, d, _ = lines[1].split("\t")
+    qrels.write_text("\n".join([lines[0], f"{q}\t{d}\t0", *lines[1:]]) + "\n")  # grade 0, then 1
+    _, report = load_beir(data, "train")
+    assert not report.ok
+    conflict = [p for p in report.errors if p.kind == "conflicting_grade"]
+    assert [(p.file, p.line) for p in conflict] == [("qrels/train.tsv", 3)]
+    assert "conflicting grades" in report.summary()
+    assert main(["fit", str(data), "--split", "train", "--out", str(tmp_path / "r"), *vectors(data)]) == 2
+    assert "another grade 1 (first 0)" in capsys.readouterr().err
