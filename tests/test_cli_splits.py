@@ -72,7 +72,9 @@ def test_split_train_and_test_split_test(beir, tmp_path, capsys):
     assert run["split"]["test"] == [q for q in t.dataset.queries if q in set(t.split["test"])]
     assert run["beir_split"] == ["train"] and run["test_fraction"] is None and run["val_fraction"] == 0.2
     assert run["test"]["kind"] == "split" and run["test"]["beir_split"] == ["test"]
-    assert run["test"]["data"] == str(folder.resolve()) and run["test"]["sha256"] == run["data_sha256"]
+    assert (
+        run["test"]["data"] == str(folder.resolve()) and run["test"]["sha256"] != run["data_sha256"]
+    )  # the files each reads: qrels test / train
     assert "(qrels train); hold-out test from --test-split test" in printed.out
     assert main(["evaluate", str(out), "--show", "0"]) == 0
     assert f"{len(t.split['test'])} hold-out test questions" in capsys.readouterr().out

@@ -320,7 +320,7 @@ def _check_data_unchanged(run: dict, run_dir: Path) -> None:
     path = Path(run["data"])
     if recorded is None or not path.exists():
         return
-    if _data_sha256(path) != recorded:
+    if not _same_data(path, recorded, run.get("beir_split")):
         raise ValueError(
             f"the run's data {str(path)!r} changed since `nudge fit` (SHA-256 differs; recorded in "
             f"{run_dir / RUN_FILE}): re-sorted or edited data gives other questions under the split's ids. Put "
@@ -464,13 +464,14 @@ def _load_run_data(run: dict) -> RetrievalDataset:
 def _test_record(args: argparse.Namespace, data: Path) -> dict | None:
     """run.json's ``test`` record of a given test set (``--test-split`` or ``--test``), or None (carved)."""
     if args.test_split is not None:
-        return {"kind": "split", "data": str(data.resolve()), "sha256": _data_sha256(data),
-                "beir_split": _split_names(args.test_split), "query_id_prefix": ""}  # fmt: skip
+        split = _split_names(args.test_split)
+        return {"kind": "split", "data": str(data.resolve()), "sha256": _data_sha256(data, split),
+                "beir_split": split, "query_id_prefix": ""}  # fmt: skip
     if args.test is not None:
         path = Path(args.test)
-        record = {"kind": "file", "data": str(path.resolve()), "sha256": _data_sha256(path),
-                  "query_id_prefix": TEST_PREFIX}  # fmt: skip
         split = _folder_split(path, args.test_folder_split, "--test")
+        record = {"kind": "file", "data": str(path.resolve()), "sha256": _data_sha256(path, split),
+                  "query_id_prefix": TEST_PREFIX}  # fmt: skip
         if split is not None:
             record["beir_split"] = split
         return record
@@ -500,7 +501,7 @@ def _test_set(record: dict, texts: dict[str, str]) -> TestSet:
     where = f"the run's test set {str(path)!r}"
     if not path.exists():
         raise ValueError(f"{where} (run.json test.data) does not exist any more")
-    if _data_sha256(path) != record["sha256"]:
+    if not _same_data(path, record["sha256"], record.get("beir_split")):
         raise ValueError(f"{where} changed since `nudge fit` (SHA-256 differs from run.json test.sha256): put the "
                          "original back, or fit a new run")  # fmt: skip
     test = load_valid(path, **_beir_kwargs(record.get("beir_split")))
@@ -677,7 +678,7 @@ def cmd_fit(args: argparse.Namespace) -> None:
     run = {
         "run_id": uuid.uuid4().hex,
         "data": str(data.resolve()),
-        "data_sha256": _data_sha256(data),
+        "data_sha256": _data_sha256(data, beir_split),
         "embedder": embedder.model_name,
         "embedder_option": option,
         "cache_dir": None if args.cache_dir is None else str(Path(args.cache_dir).resolve()),
@@ -1203,16 +1204,49 @@ def cmd_rollback(args: argparse.Namespace) -> None:
 
 
 # ---------------------------------------------------------------------------------- update
-def _data_sha256(path: Path) -> str:
-    """SHA-256 of a dataset file's contents, or of every file of a folder (relative names and contents)."""
+BEIR_TEXT_FILES = ("corpus.jsonl", "queries.jsonl")
+
+
+def _data_sha256(path: Path, splits: Sequence[str] | None = None) -> str:
+    """SHA-256 of a dataset file's contents; of a BEIR folder, of the files a load reads (corpus, queries and
+    the qrels of ``splits``, default test), names and contents, so other files in the folder (a run, a store,
+    another split's qrels, .DS_Store) change nothing. Read in chunks, never whole."""
     if not path.is_dir():
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    h = hashlib.sha256()
-    for p in sorted(p for p in path.rglob("*") if p.is_file()):
-        data = p.read_bytes()
-        h.update(f"{p.relative_to(path).as_posix()}\0{len(data)}\0".encode())
-        h.update(data)
+        return _stream_sha256([path]).hexdigest()
+    names = [*BEIR_TEXT_FILES, *(f"qrels/{s}.tsv" for s in (splits or ["test"]))]
+    h = hashlib.sha256(b"nudge-beir-files/1\0")
+    for name in names:
+        p = path / name
+        h.update(f"{name}\0{p.stat().st_size if p.is_file() else -1}\0".encode())
+        if p.is_file():
+            _stream_sha256([p], h)
     return h.hexdigest()
+
+
+def _stream_sha256(paths: Sequence[Path], h=None):
+    """``h`` (a new SHA-256 when None) updated with the contents of ``paths``, read in 1 MiB chunks."""
+    h = hashlib.sha256() if h is None else h
+    for p in paths:
+        with open(p, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    return h
+
+
+def _same_data(path: Path, digest: object, splits: Sequence[str] | None = None) -> bool:
+    """Whether ``path`` still has the recorded SHA-256: of the files read, or for a folder recorded by an earlier
+    version, of every file in it (so runs written before stay valid while the folder is unchanged)."""
+    if not path.exists():
+        return False
+    if _data_sha256(path, splits) == digest:
+        return True
+    if not path.is_dir():
+        return False
+    h = hashlib.sha256()  # the earlier fingerprint: every file of the folder, relative names and contents
+    for p in sorted(p for p in path.rglob("*") if p.is_file()):
+        h.update(f"{p.relative_to(path).as_posix()}\0{p.stat().st_size}\0".encode())
+        _stream_sha256([p], h)
+    return h.hexdigest() == digest
 
 
 def _corpus_texts(run_dir: Path, run: dict, base: RetrievalDataset, doc_ids: list[str]) -> dict[str, str]:
@@ -1329,7 +1363,7 @@ def _rebuilt_pair_keys(state, run: dict, run_dir: Path, base: RetrievalDataset) 
                 "ones. Fit the run again and add the weeks' files with `nudge update`"
             )
         path = Path(where)
-        if not path.exists() or _data_sha256(path) != digest:
+        if not _same_data(path, digest, record.get("beir_split")):
             raise ValueError(
                 f"{run_dir / STATE_FILE} holds no pair keys (an older version's or an edited state), and update {i}'s "
                 f"file {where!r} is {'missing' if not path.exists() else 'changed (SHA-256 differs)'}: the pairs it "
@@ -1353,7 +1387,7 @@ def _known_splits(run: dict, base: RetrievalDataset) -> dict[str, str]:
                 known.setdefault(normalise_text(base.queries[q]), part)
     for record in run.get("updates", []):
         path = Path(record.get("data", ""))
-        if not path.is_file() or _data_sha256(path) != record.get("sha256"):
+        if not _same_data(path, record.get("sha256"), record.get("beir_split")):
             continue
         week = load_valid(path, **_beir_kwargs(record.get("beir_split")))
         for part in ("train", "val"):
@@ -1479,7 +1513,7 @@ def _run_question_texts(run: dict, run_dir: Path, base: RetrievalDataset, texts:
     for record in run.get("updates", []):
         path = Path(record.get("data", ""))
         week = None
-        if path.exists() and _data_sha256(path) == record.get("sha256"):
+        if _same_data(path, record.get("sha256"), record.get("beir_split")):
             week = load_valid(path, **_beir_kwargs(record.get("beir_split")))
         for part in ("train", "val"):
             for q in record.get(part, []):
@@ -1519,7 +1553,7 @@ def _update(args: argparse.Namespace, run_dir: Path, run: dict) -> None:
     new_path = Path(args.new_pairs)
     new_split = _folder_split(new_path, args.split, "NEW_PAIRS")
     new = load_valid(new_path, **_beir_kwargs(new_split))
-    digest = _data_sha256(new_path)
+    digest = _data_sha256(new_path, new_split)
     updates = run.get("updates", [])
     for i, done in enumerate(updates, start=1):
         if done.get("sha256") == digest:
@@ -1554,8 +1588,10 @@ def _update(args: argparse.Namespace, run_dir: Path, run: dict) -> None:
         for d in new.relevant[q]:
             key = pair_key(new.queries[q], new.corpus[d])
             # a state written before the NFC step holds that version's key of a non-NFC text
-            if key in state.pair_keys or key in keys or pair_key(new.queries[q], new.corpus[d], nfc=False) in (
-                state.pair_keys
+            if (
+                key in state.pair_keys
+                or key in keys
+                or pair_key(new.queries[q], new.corpus[d], nfc=False) in (state.pair_keys)
             ):
                 n_seen += 1
                 continue
