@@ -407,6 +407,13 @@ def load_vectors(
         if stored.ndim != 1 or stored.dtype.kind not in "US":
             raise ValueError(f"{name} {str(path)!r}: 'ids' must be a 1-D array of strings, got shape {stored.shape} "
                              f"and dtype {stored.dtype}")  # fmt: skip
+        if stored.dtype.kind == "S":  # bytes (numpy's dtype S, e.g. np.array([b"D0"])): the ids as UTF-8 text
+            try:
+                return vectors, [i.decode("utf-8") for i in stored.tolist()]
+            except UnicodeDecodeError as exc:
+                raise ValueError(f"{name} {str(path)!r}: 'ids' holds bytes (dtype {stored.dtype}) that are not "
+                                 f"UTF-8 text ({exc.reason} at byte {exc.start}): store the ids as strings "
+                                 "(dtype U)") from None  # fmt: skip
         return vectors, [str(i) for i in stored.tolist()]
     if suffix != ".npy":
         raise ValueError(f"{name} {str(path)!r}: expected a .npy array (with an ids file) or an .npz holding "
