@@ -114,9 +114,7 @@ def test_a_beir_update_giving_a_training_id_another_text_is_refused(run, tmp_pat
     make_beir(week, n_train=0, n_test=10, seed=6, qid=lambda i: f"Q{i}", did=lambda i: f"N{i}", start=500)
     (week / "qrels" / "train.tsv").unlink()
     assert main(["update", str(run), str(week), *vectors(week)]) == 2
-    assert "question id(s) are already questions of this run with another text, first 'Q" in one_line(
-        capsys, "update"
-    )
+    assert "question id(s) are already questions of this run with another text, first 'Q" in one_line(capsys, "update")
 
 
 def test_fit_refuses_precomputed_vectors_keyed_by_row_numbers_of_a_pair_table(tmp_path, capsys):
@@ -165,7 +163,7 @@ def test_a_beir_test_set_keeps_its_labels_on_its_own_document_ids_not_a_twin(tmp
     assert "test" in run
     from nudge.production.cli import _corpus_texts, _load_run_data, _test_set
 
-    docs, doc_ids = load_embeddings(tmp_path / "run" / "documents.npz")
+    _, doc_ids = load_embeddings(tmp_path / "run" / "documents.npz")
     base = _load_run_data(run)
     view = _test_set(run["test"], _corpus_texts(tmp_path / "run", run, base, doc_ids)).view
     for q, j in zip([f"Q{i}" for i in range(40, 55)], rel[40:], strict=True):
@@ -273,3 +271,47 @@ def test_conflicting_grades_of_one_pair_are_an_error_with_file_and_line(tmp_path
     assert "conflicting grades" in report.summary()
     assert main(["fit", str(data), "--split", "train", "--out", str(tmp_path / "r"), *vectors(data)]) == 2
     assert "another grade 1 (first 0)" in capsys.readouterr().err
+
+
+# ------------------------ 8: every file of a BEIR folder was fingerprinted: a .DS_Store locked the run
+def test_only_the_files_read_are_fingerprinted_and_older_runs_still_load(tmp_path, capsys):
+    import hashlib
+
+    data = tmp_path / "b"
+    make_beir(data)
+    out = data / "run"  # a run inside its own data folder (the tester's b2)
+    fit(data, out)
+    (data / ".DS_Store").write_bytes(b"\0\1")
+    (data / "qrels" / "dev.tsv").write_text("query-id\tcorpus-id\tscore\n")
+    (data / "embeddings").mkdir()
+    (data / "embeddings" / "x.npy").write_bytes(b"x")
+    capsys.readouterr()
+    assert main(["evaluate", str(out), "--show", "0"]) == 0  # before the fix: "changed since `nudge fit`"
+    (data / "qrels" / "train.tsv").write_text((data / "qrels" / "train.tsv").read_text() + "Q0\tD1\t1\n")
+    assert main(["evaluate", str(out), "--show", "0"]) == 2
+    assert "changed since `nudge fit`" in one_line(capsys, "evaluate")
+    # a run written before (its fingerprint over every file of the folder) still loads while the folder is as it was
+    old = tmp_path / "old"
+    make_beir(old)
+    h = hashlib.sha256()
+    for p in sorted(p for p in old.rglob("*") if p.is_file()):
+        h.update(f"{p.relative_to(old).as_posix()}\0{p.stat().st_size}\0".encode())
+        h.update(p.read_bytes())
+    fit(old, tmp_path / "oldrun")
+    record = json.loads((tmp_path / "oldrun" / "run.json").read_text())
+    record["data_sha256"] = record["test"]["sha256"] = h.hexdigest()
+    (tmp_path / "oldrun" / "run.json").write_text(json.dumps(record))
+    capsys.readouterr()
+    assert main(["evaluate", str(tmp_path / "oldrun"), "--show", "0"]) == 0
+
+
+# ---------------------------------------------- 9: .npz ids stored as bytes became "b'D0'"
+def test_npz_ids_stored_as_bytes_are_read_as_utf8(tmp_path):
+    from nudge.production.embedders import load_vectors
+
+    np.savez(tmp_path / "v.npz", ids=np.array([b"D0", "caf\u00e9".encode()]), vectors=np.eye(2, 3))
+    _, ids = load_vectors(tmp_path / "v.npz")
+    assert ids == ["D0", "caf\u00e9"]  # before the fix: ["b'D0'", "b'caf\\xc3\\xa9'"]
+    np.savez(tmp_path / "bad.npz", ids=np.array([b"\xff"]), vectors=np.eye(1, 3))
+    with pytest.raises(ValueError, match=r"holds bytes .* that are not UTF-8 text"):
+        load_vectors(tmp_path / "bad.npz")
