@@ -315,3 +315,40 @@ def test_npz_ids_stored_as_bytes_are_read_as_utf8(tmp_path):
     np.savez(tmp_path / "bad.npz", ids=np.array([b"\xff"]), vectors=np.eye(1, 3))
     with pytest.raises(ValueError, match=r"holds bytes .* that are not UTF-8 text"):
         load_vectors(tmp_path / "bad.npz")
+
+
+def test_a_state_written_before_nfc_keeps_its_non_nfc_pairs_counted(run, tmp_path, capsys):
+    import unicodedata
+
+    from nudge.production.streaming import NudgeState, pair_key
+
+    week = tmp_path / "week"
+    make_beir(week, n_train=10, n_test=0, seed=11, qid=lambda i: f"W{i}", did=lambda i: f"N{i}", start=600)
+    for name in ("queries.jsonl", "corpus.jsonl"):  # NFD texts with accents
+        rows = [json.loads(line) for line in (week / name).read_text().splitlines()]
+        for r in rows:
+            r["text"] = unicodedata.normalize("NFD", r["text"].replace("about", "\u00e0 propos"))
+        (week / name).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (week / "qrels" / "test.tsv").unlink()
+    argv = []
+    for name, side, flag in (("docs", "documents", "--doc-vectors"), ("queries", "queries", "--query-vectors")):
+        a = np.load(json.loads((run / "run.json").read_text())["vectors"][side]["vectors"])
+        b = np.load(week.with_name("week_vec") / f"{name}.npz")
+        np.savez(tmp_path / f"{name}.npz", ids=np.concatenate([a["ids"], b["ids"]]),
+                 vectors=np.concatenate([a["vectors"], b["vectors"]]))  # fmt: skip
+        argv += [flag, str(tmp_path / f"{name}.npz")]
+    assert main(["update", str(run), str(week), *argv]) == 0
+    # the state as a version before NFC wrote it: the week's pair keys of the texts as they were (NFD)
+    from nudge.production.datasets import load_beir
+
+    ds, _ = load_beir(week, "train")
+    state = NudgeState.load(run / "state.npz")
+    state.pair_keys = {pair_key(ds.queries[q], ds.corpus[d], nfc=False) for q in ds.relevant for d in ds.relevant[q]}
+    state.save(run / "state.npz")
+    copy = tmp_path / "copy"  # the same pairs in another row order (another SHA-256)
+    shutil.copytree(week, copy)
+    lines = (copy / "qrels" / "train.tsv").read_text().splitlines()
+    (copy / "qrels" / "train.tsv").write_text("\n".join([lines[0], *reversed(lines[1:])]) + "\n")
+    capsys.readouterr()
+    assert main(["update", str(run), str(copy), *argv]) == 2
+    assert "all 10 pairs of" in one_line(capsys, "update")
