@@ -352,3 +352,38 @@ def test_a_state_written_before_nfc_keeps_its_non_nfc_pairs_counted(run, tmp_pat
     capsys.readouterr()
     assert main(["update", str(run), str(copy), *argv]) == 2
     assert "all 10 pairs of" in one_line(capsys, "update")
+
+
+# ------------------------------------------------------------------------------------- cosmetic
+def test_a_tiny_vector_is_called_near_zero_not_all_zeros():
+    from nudge.production.embedders import PrecomputedEmbedder
+
+    v = np.eye(2, 3)
+    v[1] = 1e-200
+    with pytest.raises(ValueError, match=r"1 vector\(s\) are all zeros or near zero \(norm < 1e-154"):
+        PrecomputedEmbedder(v, ["a", "b"], np.eye(1, 3), ["q"])
+
+
+def test_validate_into_a_closed_pipe_exits_quietly(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    data = tmp_path / "b"
+    make_beir(data, n_docs=3000, n_train=2000, n_test=0)
+    qrels = data / "qrels" / "train.tsv"
+    qrels.write_text(qrels.read_text() + "".join(f"X{i}\tD0\t1\n" for i in range(3000)))  # many report lines
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    cmd = f"{sys.executable} -m nudge validate {data} --split train | head -1"
+    done = subprocess.run(["bash", "-c", f"set -o pipefail; {cmd}"], capture_output=True, text=True, env=env)
+    assert "BrokenPipeError" not in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
+def test_a_run_json_without_beir_split_names_run_json(run, capsys):
+    record = json.loads((run / "run.json").read_text())
+    del record["beir_split"]
+    (run / "run.json").write_text(json.dumps(record))
+    week = run.parent / "w.csv"
+    write_pairs(week, [(f"q {i}", f"p {i}") for i in range(5)])
+    assert main(["update", str(run), str(week), "--embedder", "tessera"]) == 2
+    assert "run.json has no 'beir_split'" in one_line(capsys, "update")

@@ -321,6 +321,12 @@ def _check_data_unchanged(run: dict, run_dir: Path) -> None:
     if recorded is None or not path.exists():
         return
     if not _same_data(path, recorded, run.get("beir_split")):
+        if path.is_dir() and "beir_split" not in run:
+            raise ValueError(
+                f"{run_dir / RUN_FILE} has no 'beir_split' (the qrels files `nudge fit` read from {str(path)!r}), "
+                "and the default (test) does not match the recorded SHA-256: the field was removed; put it back "
+                '(e.g. "beir_split": ["train"]) or fit again'
+            )
         raise ValueError(
             f"the run's data {str(path)!r} changed since `nudge fit` (SHA-256 differs; recorded in "
             f"{run_dir / RUN_FILE}): re-sorted or edited data gives other questions under the split's ids. Put "
@@ -1315,7 +1321,18 @@ def _initial_state(run: dict, run_dir: Path, base: RetrievalDataset, model: Nudg
     def pairs(ids: list[str]):
         unknown = [q for q in ids if q not in row or q not in base.relevant]
         if unknown:
-            raise ValueError(f"question {unknown[0]!r} of the run's split is missing from {QUERIES_FILE} or its data")
+            where = QUERIES_FILE if unknown[0] not in row else f"its data as {RUN_FILE} says it was read"
+            read = (
+                f" (qrels {', '.join(run['beir_split'])})"
+                if run.get("beir_split")
+                else (
+                    f" (qrels test: {RUN_FILE} has no 'beir_split'; was it edited?)"
+                    if Path(run["data"]).is_dir()
+                    else ""
+                )
+            )
+            raise ValueError(f"{run_dir / RUN_FILE}: question {unknown[0]!r} of the run's split is missing from "
+                             f"{where}{read}")  # fmt: skip
         return queries[[row[q] for q in ids]], [list(base.relevant[q]) for q in ids]
 
     state = NudgeState(model.method_, k=model.k_, grid=model.grid)
@@ -1939,6 +1956,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         status = args.func(args)
+    except BrokenPipeError:  # the reader closed the pipe (`nudge validate DATA | head`): stop quietly
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
+        except (OSError, ValueError):
+            pass
+        return 0
     except (ValueError, ImportError, OSError, KeyError, RuntimeError) as exc:
         message = str(exc).strip() or type(exc).__name__
         if isinstance(exc, OSError) and not isinstance(exc, (FileNotFoundError, PermissionError)):

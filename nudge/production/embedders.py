@@ -362,7 +362,9 @@ def _checked_vectors(vectors: object, ids: object, source: str) -> tuple[np.ndar
                          f"{_first([ids[r] for r in rows])}")  # fmt: skip
     zero = np.flatnonzero(sq == 0)
     if zero.size:
-        raise ValueError(f"{source}: {zero.size} vector(s) are all zeros (no direction), first ids "
+        exact = not v64[zero].any()
+        what = "are all zeros" if exact else "are all zeros or near zero (norm < 1e-154, too small to scale)"
+        raise ValueError(f"{source}: {zero.size} vector(s) {what} (no direction), first ids "
                          f"{_first([ids[r] for r in zero])}")  # fmt: skip
     return _unit_float32(v64, source), ids
 
