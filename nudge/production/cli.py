@@ -1917,7 +1917,8 @@ def build_parser() -> argparse.ArgumentParser:
         "from the run's own training and validation pairs); the new questions are split into training and "
         "validation by question (seeded), gamma is re-picked on the grown validation set, and the nudge is "
         "re-applied to the ORIGINAL document vectors. Documents of NEW_PAIRS that are in the run's corpus "
-        "(same text) keep their ids; others are embedded with the run's embedder and appended. The model, "
+        "(same text in a pair table, same id in a BEIR folder or LlamaIndex file) keep their ids; others are "
+        "embedded with the run's embedder and appended. The model, "
         f"{NUDGED_FILE} (and {DOCS_FILE} when documents were added) are rewritten together. The hold-out "
         "test questions are unchanged.",
     )
