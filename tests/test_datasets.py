@@ -322,9 +322,9 @@ def test_beir_keeps_graded_relevance_and_reports_with_lines(tmp_path):
     assert report.bad_rows[2].reason == "query 'q5': no 'text' field"
     assert [(p.kind, p.key, p.file, p.line) for p in report.duplicates] == [
         ("duplicate_id", "d1", "corpus.jsonl", 5),
-        ("duplicate_pair", "q2", "qrels/test.tsv", 5),
+        ("conflicting_grade", "q2", "qrels/test.tsv", 5),
     ]
-    assert "another grade 1 (kept the first, 2)" in report.duplicates[1].reason
+    assert "another grade 1 (first 2): keep one row with the right grade" in report.duplicates[1].reason
     assert where(report.empty_texts) == [("d4", 6)]
     assert where(report.unknown_ids) == [("qx", 7), ("d9", 8), ("d4", 9), ("q5", 13)]
     assert "is not in queries.jsonl" in report.unknown_ids[0].reason
@@ -455,8 +455,8 @@ def test_pairs_csv_with_crlf_bom_quotes_and_problems(tmp_path):
         (13, "grade '' is not a finite number"),
         (15, "the document is empty"),
     ]
-    assert [(p.kind, p.line) for p in report.duplicates] == [("duplicate_pair", 6)]
-    assert "repeats pairs.csv line 5 with another grade 3 (kept the first, 1)" in report.duplicates[0].reason
+    assert [(p.kind, p.line) for p in report.duplicates] == [("conflicting_grade", 6)]
+    assert "repeats pairs.csv line 5 with another grade 3 (first 1)" in report.duplicates[0].reason
     assert where(report.not_relevant) == [("q0002", 11)]
     assert report.queries_without_answers == [] and report.documents_never_answered == []
     assert report.unknown_ids == [] and report.empty_texts == []

@@ -71,6 +71,7 @@ PRECOMPUTED_MODEL = "precomputed"  # its embedder name unless --vectors-model na
 TEST_PREFIX = "test:"  # split.test ids of a --test FILE's questions (its ids may equal DATA's)
 STORE_FORMS = "qdrant:FOLDER, qdrant+http://HOST:PORT, milvus:FILE.db or milvus+http://HOST:PORT"
 _CLIENT_MODULES = {"qdrant_client", "pymilvus", "milvus_lite", "httpx", "httpcore", "grpc", "sqlite3", "portalocker"}
+SHARED_TEST_SHARE = 0.01  # a given test set may share at most this share of its question texts with DATA
 LOCK_FILE = ".nudge.lock"
 LOCK_TIMEOUT = float(os.environ.get("NUDGE_LOCK_TIMEOUT", "600"))  # seconds a command waits for another one
 
@@ -181,6 +182,10 @@ def _check_run(run: dict, path: Path) -> None:
                 id_list(f"{field}.{key}", record[key])
         if "vectors" in record:
             _check_vector_record(record["vectors"], f"{field}.vectors", bad, text)
+        if "beir_split" in record:
+            split = record["beir_split"]
+            if not isinstance(split, list) or not split or not all(isinstance(v, str) and v for v in split):
+                raise bad(f"{field}.beir_split", f"must be a non-empty list of qrels names, got {_short(split)}")
 
 
 def _check_sources(run: dict, bad: Callable[[str, str], ValueError], text: Callable[..., None]) -> None:
@@ -204,7 +209,7 @@ def _check_sources(run: dict, bad: Callable[[str, str], ValueError], text: Calla
             raise bad("test.kind", f"must be 'split' (--test-split) or 'file' (--test), got {test.get('kind')!r}")
         for key in ("data", "sha256"):
             text(f"test.{key}", test.get(key))
-        if test["kind"] == "split":
+        if test["kind"] == "split" or "beir_split" in test:
             split_list("test.beir_split", test.get("beir_split"))
         prefix = test.get("query_id_prefix", "")
         if not isinstance(prefix, str):
@@ -315,7 +320,13 @@ def _check_data_unchanged(run: dict, run_dir: Path) -> None:
     path = Path(run["data"])
     if recorded is None or not path.exists():
         return
-    if _data_sha256(path) != recorded:
+    if not _same_data(path, recorded, run.get("beir_split")):
+        if path.is_dir() and "beir_split" not in run:
+            raise ValueError(
+                f"{run_dir / RUN_FILE} has no 'beir_split' (the qrels files `nudge fit` read from {str(path)!r}), "
+                "and the default (test) does not match the recorded SHA-256: the field was removed; put it back "
+                '(e.g. "beir_split": ["train"]) or fit again'
+            )
         raise ValueError(
             f"the run's data {str(path)!r} changed since `nudge fit` (SHA-256 differs; recorded in "
             f"{run_dir / RUN_FILE}): re-sorted or edited data gives other questions under the split's ids. Put "
@@ -432,6 +443,25 @@ def _beir_kwargs(splits: object) -> dict[str, object]:
     return {"split": splits} if splits else {}
 
 
+def _folder_split(path: Path, names: str | None, option: str) -> list[str] | None:
+    """The qrels file(s) to read from a BEIR folder given as ``option``: ``names`` when given; else the folder's
+    only qrels file; several (e.g. train and test) are never picked silently. None for a file."""
+    if not path.is_dir():
+        if names is not None:
+            raise ValueError(f"{option} {path}: a split names qrels files of a BEIR folder; this is a file")
+        return None
+    if names is not None:
+        return _split_names(names)
+    available = sorted(p.stem for p in (path / "qrels").glob("*.tsv"))
+    if len(available) == 1:
+        return available
+    flag = "--split" if option == "NEW_PAIRS" else "--test-folder-split"
+    raise ValueError(
+        f"{option} {path}: " + (f"the folder holds {len(available)} qrels files ({', '.join(available)}): say which "
+        f"to read with {flag} NAME (e.g. {flag} {available[-1]})" if available else "no qrels/*.tsv file")
+    )  # fmt: skip
+
+
 def _load_run_data(run: dict) -> RetrievalDataset:
     """The run's data as `nudge fit` read it (the same BEIR qrels files)."""
     return load_valid(run["data"], **_beir_kwargs(run.get("beir_split")))
@@ -440,12 +470,19 @@ def _load_run_data(run: dict) -> RetrievalDataset:
 def _test_record(args: argparse.Namespace, data: Path) -> dict | None:
     """run.json's ``test`` record of a given test set (``--test-split`` or ``--test``), or None (carved)."""
     if args.test_split is not None:
-        return {"kind": "split", "data": str(data.resolve()), "sha256": _data_sha256(data),
-                "beir_split": _split_names(args.test_split), "query_id_prefix": ""}  # fmt: skip
+        split = _split_names(args.test_split)
+        return {"kind": "split", "data": str(data.resolve()), "sha256": _data_sha256(data, split),
+                "beir_split": split, "query_id_prefix": ""}  # fmt: skip
     if args.test is not None:
         path = Path(args.test)
-        return {"kind": "file", "data": str(path.resolve()), "sha256": _data_sha256(path),
-                "query_id_prefix": TEST_PREFIX}  # fmt: skip
+        split = _folder_split(path, args.test_folder_split, "--test")
+        record = {"kind": "file", "data": str(path.resolve()), "sha256": _data_sha256(path, split),
+                  "query_id_prefix": TEST_PREFIX}  # fmt: skip
+        if split is not None:
+            record["beir_split"] = split
+        return record
+    if args.test_folder_split is not None:
+        raise ValueError("--test-folder-split names the qrels of a --test folder, which is not given")
     return None
 
 
@@ -470,7 +507,7 @@ def _test_set(record: dict, texts: dict[str, str]) -> TestSet:
     where = f"the run's test set {str(path)!r}"
     if not path.exists():
         raise ValueError(f"{where} (run.json test.data) does not exist any more")
-    if _data_sha256(path) != record["sha256"]:
+    if not _same_data(path, record["sha256"], record.get("beir_split")):
         raise ValueError(f"{where} changed since `nudge fit` (SHA-256 differs from run.json test.sha256): put the "
                          "original back, or fit a new run")  # fmt: skip
     test = load_valid(path, **_beir_kwargs(record.get("beir_split")))
@@ -482,6 +519,8 @@ def _test_set(record: dict, texts: dict[str, str]) -> TestSet:
     relevant = {prefix + q: {mapping[d]: g for d, g in test.relevant[q].items()} for q in answered}
     file_ids = {nid: fid for fid, nid in mapping.items() if nid in added}
     label = "--test-split " + ",".join(record["beir_split"]) if record["kind"] == "split" else f"--test {path}"
+    if record["kind"] == "file" and record.get("beir_split"):
+        label += f" (qrels {', '.join(record['beir_split'])})"
     return TestSet(RetrievalDataset(queries, {**texts, **added}, relevant), added, file_ids, label)
 
 
@@ -503,6 +542,15 @@ def _check_no_leak(train: RetrievalDataset, labelled: list[str], test: TestSet) 
         )
     seen = {normalise_text(train.queries[q]): q for q in labelled}
     twins = [(q, seen[normalise_text(t)]) for q, t in test.view.queries.items() if normalise_text(t) in seen]
+    n_test = len(test.view.relevant)
+    if len(twins) > SHARED_TEST_SHARE * n_test:  # a few twins are real benchmarks' (SciFact: 2 of 300); more is a leak
+        pairs = ", ".join(f"{q!r} = {t!r}" for q, t in twins[:3])
+        raise ValueError(
+            f"{test.where}: {len(twins)} of its {n_test} test questions have the same text as a training or "
+            f"validation question of DATA ({pairs}): `nudge evaluate` would score questions the NUDGE was fitted "
+            f"on. Nothing was written; remove them from the test set or from DATA (a hold-out test must be unseen; "
+            f"at most {SHARED_TEST_SHARE:.0%} of the test questions, as in real benchmarks, are only reported)"
+        )
     if twins:
         pairs = ", ".join(f"{q!r} = {t!r}" for q, t in twins[:3])
         print(f"note: {len(twins)} test question(s) have the same text as a training or validation question of "
@@ -514,6 +562,15 @@ def _precomputed_vectors(args, parts, dataset, doc_ids, test_record, test):
     ``--query-vectors``; every document and labelled question of the run must have a vector."""
     from .embedders import PrecomputedEmbedder
 
+    for option, value in (("DATA", args.data), ("--test", args.test)):
+        path = Path(value) if value is not None else None
+        if path is not None and path.is_file() and path.suffix.lower() in (*PAIR_TABLE_SUFFIXES, *JSONL_SUFFIXES):
+            raise ValueError(
+                f"{option} {value}: a pair table has no id columns; the kit numbers its questions and documents by "
+                "row order (q0001, d0001, ...), so re-sorting the file would pair every text with another vector. "
+                "Precomputed vectors need ids the data names: save it as LlamaIndex JSON "
+                "(nudge.production.datasets.save_llamaindex) or a BEIR folder with your ids, or embed with --embedder"
+            )
     emb = PrecomputedEmbedder.from_files(
         args.doc_vectors, args.query_vectors, doc_ids=args.doc_ids, query_ids=args.query_ids,
         model_name=args.vectors_model or PRECOMPUTED_MODEL,
@@ -627,7 +684,7 @@ def cmd_fit(args: argparse.Namespace) -> None:
     run = {
         "run_id": uuid.uuid4().hex,
         "data": str(data.resolve()),
-        "data_sha256": _data_sha256(data),
+        "data_sha256": _data_sha256(data, beir_split),
         "embedder": embedder.model_name,
         "embedder_option": option,
         "cache_dir": None if args.cache_dir is None else str(Path(args.cache_dir).resolve()),
@@ -1153,16 +1210,49 @@ def cmd_rollback(args: argparse.Namespace) -> None:
 
 
 # ---------------------------------------------------------------------------------- update
-def _data_sha256(path: Path) -> str:
-    """SHA-256 of a dataset file's contents, or of every file of a folder (relative names and contents)."""
+BEIR_TEXT_FILES = ("corpus.jsonl", "queries.jsonl")
+
+
+def _data_sha256(path: Path, splits: Sequence[str] | None = None) -> str:
+    """SHA-256 of a dataset file's contents; of a BEIR folder, of the files a load reads (corpus, queries and
+    the qrels of ``splits``, default test), names and contents, so other files in the folder (a run, a store,
+    another split's qrels, .DS_Store) change nothing. Read in chunks, never whole."""
     if not path.is_dir():
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    h = hashlib.sha256()
-    for p in sorted(p for p in path.rglob("*") if p.is_file()):
-        data = p.read_bytes()
-        h.update(f"{p.relative_to(path).as_posix()}\0{len(data)}\0".encode())
-        h.update(data)
+        return _stream_sha256([path]).hexdigest()
+    names = [*BEIR_TEXT_FILES, *(f"qrels/{s}.tsv" for s in (splits or ["test"]))]
+    h = hashlib.sha256(b"nudge-beir-files/1\0")
+    for name in names:
+        p = path / name
+        h.update(f"{name}\0{p.stat().st_size if p.is_file() else -1}\0".encode())
+        if p.is_file():
+            _stream_sha256([p], h)
     return h.hexdigest()
+
+
+def _stream_sha256(paths: Sequence[Path], h=None):
+    """``h`` (a new SHA-256 when None) updated with the contents of ``paths``, read in 1 MiB chunks."""
+    h = hashlib.sha256() if h is None else h
+    for p in paths:
+        with open(p, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    return h
+
+
+def _same_data(path: Path, digest: object, splits: Sequence[str] | None = None) -> bool:
+    """Whether ``path`` still has the recorded SHA-256: of the files read, or for a folder recorded by an earlier
+    version, of every file in it (so runs written before stay valid while the folder is unchanged)."""
+    if not path.exists():
+        return False
+    if _data_sha256(path, splits) == digest:
+        return True
+    if not path.is_dir():
+        return False
+    h = hashlib.sha256()  # the earlier fingerprint: every file of the folder, relative names and contents
+    for p in sorted(p for p in path.rglob("*") if p.is_file()):
+        h.update(f"{p.relative_to(path).as_posix()}\0{p.stat().st_size}\0".encode())
+        _stream_sha256([p], h)
+    return h.hexdigest() == digest
 
 
 def _corpus_texts(run_dir: Path, run: dict, base: RetrievalDataset, doc_ids: list[str]) -> dict[str, str]:
@@ -1183,28 +1273,36 @@ def _corpus_texts(run_dir: Path, run: dict, base: RetrievalDataset, doc_ids: lis
 def _match_documents(
     new: RetrievalDataset, texts: dict[str, str], *, by_id: bool, prefix: str
 ) -> tuple[dict[str, str], dict[str, str]]:
-    """``(mapping, added)``: each document of ``new`` to a run id (same text), and the new ones (id -> text).
+    """``(mapping, added)``: each document of ``new`` to a run id, and the new ones (id -> text).
 
-    Pair files name documents by their text (their ids are per file); a LlamaIndex file or BEIR
-    folder names them by id too, and a known id with another text is refused (an edited passage).
+    Pair files name documents by their text (their ids are per file): matched by normalised text. A
+    LlamaIndex file or BEIR folder names them by id (``by_id``): matched by id, so twin texts under two
+    ids stay two documents (labels never move to a twin); a known id with another text is refused (an
+    edited passage).
     """
     from .streaming import normalise_text
 
-    # documents are identified by their whitespace-normalised text, as pair keys are (one rule everywhere)
-    known_texts = {normalise_text(t): d for d, t in reversed(texts.items())}
     mapping: dict[str, str] = {}
     added: dict[str, str] = {}
+    if by_id:
+        for fid, text in new.corpus.items():
+            if fid in texts and normalise_text(texts[fid]) != normalise_text(text):
+                raise ValueError(
+                    f"document {fid!r} has another text than the run's document of that id: an edited passage "
+                    "changes its vector, so fit again"
+                )
+            mapping[fid] = fid
+            if fid not in texts:
+                added[fid] = text
+        return mapping, added
+    # documents are identified by their whitespace-normalised text, as pair keys are (one rule everywhere)
+    known_texts = {normalise_text(t): d for d, t in reversed(texts.items())}
     for fid, text in new.corpus.items():
         known = known_texts.get(normalise_text(text))
         if known is not None:
             mapping[fid] = known
             continue
-        if by_id and fid in texts:
-            raise ValueError(
-                f"document {fid!r} has another text than the run's document of that id: an edited passage "
-                "changes its vector, so fit again"
-            )
-        nid = fid if by_id else f"{prefix}{fid}"
+        nid = f"{prefix}{fid}"
         if nid in texts or nid in added:
             raise ValueError(f"new document id {nid!r} is already used in the run")
         mapping[fid] = nid
@@ -1223,7 +1321,18 @@ def _initial_state(run: dict, run_dir: Path, base: RetrievalDataset, model: Nudg
     def pairs(ids: list[str]):
         unknown = [q for q in ids if q not in row or q not in base.relevant]
         if unknown:
-            raise ValueError(f"question {unknown[0]!r} of the run's split is missing from {QUERIES_FILE} or its data")
+            where = QUERIES_FILE if unknown[0] not in row else f"its data as {RUN_FILE} says it was read"
+            read = (
+                f" (qrels {', '.join(run['beir_split'])})"
+                if run.get("beir_split")
+                else (
+                    f" (qrels test: {RUN_FILE} has no 'beir_split'; was it edited?)"
+                    if Path(run["data"]).is_dir()
+                    else ""
+                )
+            )
+            raise ValueError(f"{run_dir / RUN_FILE}: question {unknown[0]!r} of the run's split is missing from "
+                             f"{where}{read}")  # fmt: skip
         return queries[[row[q] for q in ids]], [list(base.relevant[q]) for q in ids]
 
     state = NudgeState(model.method_, k=model.k_, grid=model.grid)
@@ -1271,14 +1380,14 @@ def _rebuilt_pair_keys(state, run: dict, run_dir: Path, base: RetrievalDataset) 
                 "ones. Fit the run again and add the weeks' files with `nudge update`"
             )
         path = Path(where)
-        if not path.exists() or _data_sha256(path) != digest:
+        if not _same_data(path, digest, record.get("beir_split")):
             raise ValueError(
                 f"{run_dir / STATE_FILE} holds no pair keys (an older version's or an edited state), and update {i}'s "
                 f"file {where!r} is {'missing' if not path.exists() else 'changed (SHA-256 differs)'}: the pairs it "
                 "counted cannot be told apart from new ones, so they could count twice. Put that file back as it "
                 "was, or fit the run again and add the weeks' files with `nudge update`"
             )
-        week = load_valid(path)
+        week = load_valid(path, **_beir_kwargs(record.get("beir_split")))
         keys |= {pair_key(week.queries[q], week.corpus[d]) for q in week.answered_query_ids for d in week.relevant[q]}
     return keys
 
@@ -1295,9 +1404,9 @@ def _known_splits(run: dict, base: RetrievalDataset) -> dict[str, str]:
                 known.setdefault(normalise_text(base.queries[q]), part)
     for record in run.get("updates", []):
         path = Path(record.get("data", ""))
-        if not path.is_file() or _data_sha256(path) != record.get("sha256"):
+        if not _same_data(path, record.get("sha256"), record.get("beir_split")):
             continue
-        week = load_valid(path)
+        week = load_valid(path, **_beir_kwargs(record.get("beir_split")))
         for part in ("train", "val"):
             for q in record.get(part, []):
                 if q in week.queries:
@@ -1330,15 +1439,23 @@ def _refuse_test_questions(
         )
 
 
-def _update_vectors(args: argparse.Namespace, run: dict):
+def _update_vectors(args: argparse.Namespace, run: dict, run_dir: Path, *, pair_table: bool = False):
     """``(PrecomputedEmbedder, record)`` for `nudge update` of a run fit on precomputed vectors: the files given
-    (``--doc-vectors`` ...), else the run's own (checked unchanged by SHA-256)."""
+    (``--doc-vectors`` ...), else the run's own (checked unchanged by SHA-256). A pair table's ids are numbered
+    by row order (q0001, d0001, ...), so they are never looked up in the run's files."""
     from .embedders import PrecomputedEmbedder, file_sha256
 
     given = args.doc_vectors or args.query_vectors
     if given and not (args.doc_vectors and args.query_vectors):
         raise ValueError("--doc-vectors and --query-vectors go together (the run's files are used when neither is "
                          "given)")  # fmt: skip
+    if pair_table and not given:
+        raise ValueError(
+            f"{args.new_pairs} is a pair table: its ids (q0001, d0001, ...) are numbered by row order, so they name "
+            "other texts in the run's vector files. Give the new pairs' vectors keyed by these ids with "
+            "--doc-vectors/--query-vectors, or embed them with --embedder (the run's model), or give the pairs as "
+            "a BEIR folder or LlamaIndex JSON file with their own ids"
+        )
     recorded = run.get("vectors")
     if not given and not isinstance(recorded, dict):
         raise ValueError(f"{RUN_FILE} records no vector files: give --doc-vectors and --query-vectors")
@@ -1360,9 +1477,90 @@ def _update_vectors(args: argparse.Namespace, run: dict):
         files[side] = (entry["vectors"], entry.get("ids"))
     emb = PrecomputedEmbedder.from_files(files["documents"][0], files["queries"][0], doc_ids=files["documents"][1],
                                          query_ids=files["queries"][1], model_name=run["embedder"])  # fmt: skip
+    if given:
+        _check_same_vectors(emb, run, run_dir)
     record = {side: _vector_files(v, i) for side, (v, i) in files.items()}
     print(f"precomputed vectors ({'given' if given else 'the run files'}), nothing embedded", flush=True)
     return emb, record
+
+
+def _check_same_vectors(emb, run: dict, run_dir: Path) -> None:
+    """Vector files given to `nudge update` must hold the run's own vectors for the documents and questions the run
+    already has (same model): their rows are compared with documents.npz and queries.npz; ``ValueError`` when one
+    differs, or when the files hold none of the run's ids (then nothing shows which model made them)."""
+    prefix = run["test"].get("query_id_prefix", "") if "test" in run else ""
+    n_common = 0
+    for name, lookup, ids_in_file in ((DOCS_FILE, emb.document_vectors, set(emb.doc_ids)),
+                                      (QUERIES_FILE, emb.query_vectors, set(emb.query_ids))):  # fmt: skip
+        stored, ids = load_embeddings(_run_file(run_dir, name), name=f"the run's {name}")
+        if name == QUERIES_FILE:  # a --test file's questions are stored as PREFIX+id, looked up by their own id
+            ids = [q[len(prefix) :] if prefix and q.startswith(prefix) else q for q in ids]
+        rows = [i for i, d in enumerate(ids) if d in ids_in_file]
+        n_common += len(rows)
+        if not rows:
+            continue
+        given = lookup([ids[i] for i in rows])
+        close = np.isclose(given, stored[rows].astype(np.float32), rtol=0, atol=1e-5).all(axis=1)
+        if not close.all():
+            first = ids[rows[int(np.flatnonzero(~close)[0])]]
+            raise ValueError(
+                f"{int((~close).sum())} of the {len(rows)} vectors these files give for the run's own "
+                f"{'documents' if name == DOCS_FILE else 'questions'} differ from its {name}, first {first!r}: these "
+                f"vectors are not from the model the run was fit with ({run['embedder']!r}). Nothing was written; "
+                "give vectors of that model, or fit a new run"
+            )
+    if n_common == 0:
+        raise ValueError(
+            "the vector files given hold no vector of the run's documents or questions, so nothing shows they come "
+            f"from the model the run was fit with ({run['embedder']!r}): give files that also hold (some of) the "
+            "run's vectors, e.g. the files given to `nudge fit` with the new rows appended"
+        )
+
+
+def _run_question_texts(run: dict, run_dir: Path, base: RetrievalDataset, texts: dict[str, str]):
+    """``(known, test)``: question id -> text of every training or validation question of the run (its data and
+    each recorded update whose file is unchanged; None when that file is gone), and the ids of its hold-out test
+    questions as their files name them (a ``--test`` file's ids without the run's prefix)."""
+    known: dict[str, str | None] = {}
+    for part in ("train", "val"):
+        for q in run["split"][part]:
+            known[q] = base.queries.get(q)
+    prefix = run["test"].get("query_id_prefix", "") if "test" in run else ""
+    test = {q[len(prefix) :] for q in run["split"]["test"]}
+    for record in run.get("updates", []):
+        path = Path(record.get("data", ""))
+        week = None
+        if _same_data(path, record.get("sha256"), record.get("beir_split")):
+            week = load_valid(path, **_beir_kwargs(record.get("beir_split")))
+        for part in ("train", "val"):
+            for q in record.get(part, []):
+                known.setdefault(q, None if week is None else week.queries.get(q))
+    return known, test
+
+
+def _refuse_reused_question_ids(new: RetrievalDataset, qids: list[str], run: dict, run_dir: Path,
+                                base: RetrievalDataset, texts: dict[str, str], new_path: Path) -> None:  # fmt: skip
+    """A file naming its own ids (BEIR, LlamaIndex) must not give a run's question id to another question, nor
+    reuse a hold-out test question's id at all: the id would fetch that question's vector (precomputed vectors)
+    and make two questions one."""
+    from .streaming import normalise_text
+
+    known, test = _run_question_texts(run, run_dir, base, texts)
+    in_test = [q for q in qids if q in test]
+    if in_test:
+        raise ValueError(
+            f"{new_path}: {len(in_test)} question id(s) are ids of this run's hold-out test questions, first "
+            f"{in_test[0]!r}: a test question never joins training or validation, and its id names its vector. "
+            "Nothing was written; give the new questions ids of their own"
+        )
+    other = [q for q in qids if q in known and known[q] is not None
+             and normalise_text(known[q]) != normalise_text(new.queries[q])]  # fmt: skip
+    if other:
+        raise ValueError(
+            f"{new_path}: {len(other)} question id(s) are already questions of this run with another text, first "
+            f"{other[0]!r} ({new.queries[other[0]][:60]!r} here, {known[other[0]][:60]!r} in the run): one id "
+            "names one question (and its vector). Nothing was written; give the new questions ids of their own"
+        )
 
 
 def _update(args: argparse.Namespace, run_dir: Path, run: dict) -> None:
@@ -1370,8 +1568,9 @@ def _update(args: argparse.Namespace, run_dir: Path, run: dict) -> None:
 
     _check_data_unchanged(run, run_dir)
     new_path = Path(args.new_pairs)
-    new = load_valid(new_path)
-    digest = _data_sha256(new_path)
+    new_split = _folder_split(new_path, args.split, "NEW_PAIRS")
+    new = load_valid(new_path, **_beir_kwargs(new_split))
+    digest = _data_sha256(new_path, new_split)
     updates = run.get("updates", [])
     for i, done in enumerate(updates, start=1):
         if done.get("sha256") == digest:
@@ -1405,13 +1604,22 @@ def _update(args: argparse.Namespace, run_dir: Path, run: dict) -> None:
     for q in new.answered_query_ids:
         for d in new.relevant[q]:
             key = pair_key(new.queries[q], new.corpus[d])
-            if key in state.pair_keys or key in keys:
+            # a state written before the NFC step holds that version's key of a non-NFC text
+            if (
+                key in state.pair_keys
+                or key in keys
+                or pair_key(new.queries[q], new.corpus[d], nfc=False) in (state.pair_keys)
+            ):
                 n_seen += 1
                 continue
             keys.add(key)
             fresh.setdefault(q, []).append(d)
     _refuse_test_questions(new, fresh, run, base, new_path, _corpus_texts(run_dir, run, base, doc_ids))
     qids = list(fresh)
+    pair_table = new_path.is_file() and new_path.suffix.lower() in (*PAIR_TABLE_SUFFIXES, *JSONL_SUFFIXES)
+    if not pair_table:  # the file names its own ids: one id, one question
+        _refuse_reused_question_ids(new, qids, run, run_dir, base, _corpus_texts(run_dir, run, base, doc_ids),
+                                    new_path)  # fmt: skip
     if not qids:
         raise ValueError(
             f"all {n_seen} pairs of {new_path} are already counted in this run (its own data or an earlier update; "
@@ -1441,8 +1649,7 @@ def _update(args: argparse.Namespace, run_dir: Path, run: dict) -> None:
     val_q += [q for q in qids if kept.get(q) == "val"]
 
     texts = _corpus_texts(run_dir, run, base, doc_ids)
-    by_id = not (new_path.is_file() and new_path.suffix.lower() in (*PAIR_TABLE_SUFFIXES, *JSONL_SUFFIXES))
-    mapping, added = _match_documents(new, texts, by_id=by_id, prefix=f"update{len(updates) + 1}-")
+    mapping, added = _match_documents(new, texts, by_id=not pair_table, prefix=f"update{len(updates) + 1}-")
     n_pairs = sum(len(fresh[q]) for q in qids)
     print(
         f"{new_path.name}: {len(qids)} new labelled questions ({len(train_q)} train, {len(val_q)} validation), "
@@ -1463,7 +1670,7 @@ def _update(args: argparse.Namespace, run_dir: Path, run: dict) -> None:
         raise ValueError(f"{RUN_FILE} does not say which --embedder made the run: pass --embedder")
     vectors_record = None
     if option == PRECOMPUTED:  # vectors by id, from --doc-vectors/--query-vectors or the run's own files
-        embedder, vectors_record = _update_vectors(args, run)
+        embedder, vectors_record = _update_vectors(args, run, run_dir, pair_table=pair_table)
         file_ids = {nid: fid for fid, nid in mapping.items()}
         embedder.check_covers([file_ids[d] for d in added], qids)
         embed_documents = lambda _texts: embedder.document_vectors([file_ids[d] for d in added])  # noqa: E731
@@ -1515,6 +1722,7 @@ def _update(args: argparse.Namespace, run_dir: Path, run: dict) -> None:
         "sha256": digest,
         "seed": args.seed,
         "val_fraction": args.val_fraction,
+        **({"beir_split": new_split} if new_split else {}),
         "train": train_q,
         "val": val_q,
         "pairs": n_pairs,
@@ -1632,6 +1840,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "qrels file of DATA, e.g. test")  # fmt: skip
     splits.add_argument("--test", metavar="TEST_DATA", help="hold-out test questions from a separate dataset (any "
                         "format the kit reads; its documents join the corpus)")  # fmt: skip
+    splits.add_argument("--test-folder-split", metavar="NAMES", help="--test is a BEIR folder: its qrels file(s) "
+                        "(needed when it holds several)")  # fmt: skip
     splits.add_argument("--seed", type=int, default=0, help="seed of the question split (default 0)")
     splits.add_argument("--val-fraction", type=float, default=0.2, help="share of non-test questions for gamma (0.2)")
     splits.add_argument("--test-fraction", type=float, help="share of DATA's questions held out for testing when no "
@@ -1707,12 +1917,15 @@ def build_parser() -> argparse.ArgumentParser:
         "from the run's own training and validation pairs); the new questions are split into training and "
         "validation by question (seeded), gamma is re-picked on the grown validation set, and the nudge is "
         "re-applied to the ORIGINAL document vectors. Documents of NEW_PAIRS that are in the run's corpus "
-        "(same text) keep their ids; others are embedded with the run's embedder and appended. The model, "
+        "(same text in a pair table, same id in a BEIR folder or LlamaIndex file) keep their ids; others are "
+        "embedded with the run's embedder and appended. The model, "
         f"{NUDGED_FILE} (and {DOCS_FILE} when documents were added) are rewritten together. The hold-out "
         "test questions are unchanged.",
     )
     up.add_argument("run", help="run folder written by `nudge fit`")
     up.add_argument("new_pairs", metavar="NEW_PAIRS", help="LlamaIndex JSON, BEIR folder, or CSV/JSONL of pairs")
+    up.add_argument("--split", metavar="NAMES", help="NEW_PAIRS is a BEIR folder: its qrels file(s) to read "
+                    "(needed when it holds several; recorded in run.json)")  # fmt: skip
     up.add_argument("--val-fraction", type=float, default=0.2, help="share of the new questions for gamma (0.2)")
     up.add_argument("--seed", type=int, default=0, help="seed of the new questions' split (default 0)")
     up.add_argument("--embedder", choices=EMBEDDERS, help="override the run's embedder (same model only)")
@@ -1744,6 +1957,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         status = args.func(args)
+    except BrokenPipeError:  # the reader closed the pipe (`nudge validate DATA | head`): stop quietly
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
+        except (OSError, ValueError):
+            pass
+        return 0
     except (ValueError, ImportError, OSError, KeyError, RuntimeError) as exc:
         message = str(exc).strip() or type(exc).__name__
         if isinstance(exc, OSError) and not isinstance(exc, (FileNotFoundError, PermissionError)):

@@ -59,7 +59,7 @@ DOCUMENT_COLUMNS = ("document", "answer", "passage", "positive")
 GRADE_COLUMNS = ("grade",)
 PAIR_TABLE_SUFFIXES = {".csv": ",", ".tsv": "\t"}
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
-ERROR_KINDS = frozenset({"bad_row", "unknown_id", "empty_text", "duplicate_id"})
+ERROR_KINDS = frozenset({"bad_row", "unknown_id", "empty_text", "duplicate_id", "conflicting_grade"})
 
 
 # --------------------------------------------------------------------------------------------
@@ -80,7 +80,8 @@ class Problem:
     reason : str
         What is wrong and what the loader did about it.
     kind : str
-        ``"bad_row"``, ``"unknown_id"``, ``"empty_text"``, ``"duplicate_id"``, ``"duplicate_pair"``,
+        ``"bad_row"``, ``"unknown_id"``, ``"empty_text"``, ``"duplicate_id"``, ``"conflicting_grade"`` (a pair
+        given twice with two grades: an error), ``"duplicate_pair"``,
         ``"duplicate_text"``, ``"query_without_answers"``, ``"document_never_answered"``,
         ``"not_relevant"`` or ``"query_not_in_qrels"``.
     key : str or None
@@ -135,7 +136,7 @@ class ValidationReport:
 
     @property
     def errors(self) -> list[Problem]:
-        """All error entries: bad rows, unknown ids, empty texts and duplicate ids."""
+        """All error entries: bad rows, unknown ids, empty texts, duplicate ids and conflicting grades."""
         dup_ids = [p for p in self.duplicates if p.is_error]
         return [*self.bad_rows, *self.unknown_ids, *self.empty_texts, *dup_ids]
 
@@ -151,13 +152,15 @@ class ValidationReport:
 
     def summary(self, max_items: int = 5) -> str:
         """Counts of every kind, then the first ``max_items`` entries of each non-empty kind."""
-        dup_ids = [p for p in self.duplicates if p.is_error]
+        dup_ids = [p for p in self.duplicates if p.kind == "duplicate_id"]
+        conflicts = [p for p in self.duplicates if p.kind == "conflicting_grade"]
         dup_other = [p for p in self.duplicates if not p.is_error]
         errors = [
             ("bad rows", self.bad_rows),
             ("unknown ids", self.unknown_ids),
             ("empty texts", self.empty_texts),
             ("duplicate ids", dup_ids),
+            *([("conflicting grades", conflicts)] if conflicts else []),  # a row only when there are some
         ]
         notes = [
             ("duplicate pairs and texts", dup_other),
@@ -445,8 +448,12 @@ class _Collector:
         first = self.pairs.get((q, d))
         if first is not None:
             grade0, file0, line0 = first
-            other = "" if grade0 == grade else f" with another grade {grade:g} (kept the first, {grade0:g})"
-            reason = f"pair (query {q!r}, document {d!r}) repeats {_at(file0, line0)}{other}; counted once"
+            if grade0 != grade:  # which one holds cannot be guessed: an error
+                reason = (f"pair (query {q!r}, document {d!r}) repeats {_at(file0, line0)} with another grade "
+                          f"{grade:g} (first {grade0:g}): keep one row with the right grade")  # fmt: skip
+                self.report.duplicates.append(Problem(file, line, reason, "conflicting_grade", q))
+                return
+            reason = f"pair (query {q!r}, document {d!r}) repeats {_at(file0, line0)}; counted once"
             self.report.duplicates.append(Problem(file, line, reason, "duplicate_pair", q))
             return
         self.pairs[(q, d)] = (grade, file, line)

@@ -362,7 +362,9 @@ def _checked_vectors(vectors: object, ids: object, source: str) -> tuple[np.ndar
                          f"{_first([ids[r] for r in rows])}")  # fmt: skip
     zero = np.flatnonzero(sq == 0)
     if zero.size:
-        raise ValueError(f"{source}: {zero.size} vector(s) are all zeros (no direction), first ids "
+        exact = not v64[zero].any()
+        what = "are all zeros" if exact else "are all zeros or near zero (norm < 1e-154, too small to scale)"
+        raise ValueError(f"{source}: {zero.size} vector(s) {what} (no direction), first ids "
                          f"{_first([ids[r] for r in zero])}")  # fmt: skip
     return _unit_float32(v64, source), ids
 
@@ -407,6 +409,13 @@ def load_vectors(
         if stored.ndim != 1 or stored.dtype.kind not in "US":
             raise ValueError(f"{name} {str(path)!r}: 'ids' must be a 1-D array of strings, got shape {stored.shape} "
                              f"and dtype {stored.dtype}")  # fmt: skip
+        if stored.dtype.kind == "S":  # bytes (numpy's dtype S, e.g. np.array([b"D0"])): the ids as UTF-8 text
+            try:
+                return vectors, [i.decode("utf-8") for i in stored.tolist()]
+            except UnicodeDecodeError as exc:
+                raise ValueError(f"{name} {str(path)!r}: 'ids' holds bytes (dtype {stored.dtype}) that are not "
+                                 f"UTF-8 text ({exc.reason} at byte {exc.start}): store the ids as strings "
+                                 "(dtype U)") from None  # fmt: skip
         return vectors, [str(i) for i in stored.tolist()]
     if suffix != ".npy":
         raise ValueError(f"{name} {str(path)!r}: expected a .npy array (with an ids file) or an .npz holding "

@@ -604,22 +604,27 @@ def _parse_pairs(
     return q, rows
 
 
-def pair_key(query: str, document: str) -> str:
-    """Content key of a labelled pair: SHA-256 of its question and document texts, whitespace-normalised.
+def pair_key(query: str, document: str, *, nfc: bool = True) -> str:
+    """Content key of a labelled pair: SHA-256 of its question and document texts, normalised
+    (:func:`normalise_text`).
 
     The same pair has the same key in any file, whatever its ids, row order or trailing newline.
+    ``nfc=False`` gives the key of versions before the Unicode NFC step (states written by them).
     """
-    text = normalise_text(query) + "\x00" + normalise_text(document)
+    text = normalise_text(query, nfc=nfc) + "\x00" + normalise_text(document, nfc=nfc)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def normalise_text(text: str) -> str:
-    """A question's or document's text as the kit compares texts: invisible format characters (Unicode
-    category Cf: zero-width space U+200B, byte-order mark U+FEFF, soft hyphen, ...) are removed, then every
-    run of whitespace (spaces, tabs, newlines) becomes one space, none at the ends. Used for pair keys, for
-    matching the documents of new pairs to a run's, for recognising a run's hold-out test questions, and
-    by the pair-table loader, so twin texts share one id."""
+def normalise_text(text: str, *, nfc: bool = True) -> str:
+    """A question's or document's text as the kit compares texts: Unicode NFC (a precomposed "é" and "e"
+    + combining accent are one text), invisible format characters (Unicode category Cf: zero-width space
+    U+200B, byte-order mark U+FEFF, soft hyphen, ...) removed, then every run of whitespace (spaces, tabs,
+    newlines) becomes one space, none at the ends. Used for pair keys, for matching the documents of new
+    pairs to a run's, for recognising a run's hold-out test questions, and by the pair-table loader, so
+    twin texts share one id. ``nfc=False``: the rule without NFC (versions before it)."""
     text = str(text)
     if not text.isascii():
+        if nfc:
+            text = unicodedata.normalize("NFC", text)
         text = "".join(c for c in text if unicodedata.category(c) != "Cf")
     return " ".join(text.split())
