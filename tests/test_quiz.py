@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import copy
+import itertools
 import json
+import re
+from collections import Counter
 
 import pytest
+from conftest import REPO
 
 from nudge.teaching import quiz as qz
 from nudge.teaching.quiz import LETTERS, format_quiz, load_quiz, quiz_answer, quiz_notebooks, quiz_widgets
@@ -167,3 +171,72 @@ def test_show_quiz_outside_ipython_writes_the_plain_text(tmp_path, monkeypatch, 
     monkeypatch.setattr(qz, "QUIZ_DIR", _write(tmp_path, GOOD))
     qz.show_quiz("99_demo")  # pytest runs no IPython shell
     assert capsys.readouterr().out == format_quiz(load_quiz("99_demo"))
+
+
+def _every_question():
+    return [(name, n, q) for name in SHIPPED for n, q in enumerate(load_quiz(name).questions, 1)]
+
+
+def test_the_right_letters_are_balanced_over_all_quizzes():
+    """Over the series, no letter is the right one more than twice as often as another (per option count)."""
+    for n_options in (3, 4):
+        counts = Counter(q.correct_letter for _, _, q in _every_question() if len(q.options) == n_options)
+        if not counts:
+            continue
+        per_letter = [counts[letter] for letter in LETTERS[:n_options]]
+        assert max(per_letter) <= 2 * min(per_letter), (
+            f"{n_options}-option questions: right letters {dict(sorted(counts.items()))} are unbalanced"
+        )
+
+
+def _words(question) -> set[str]:
+    text = " ".join([question.question, *(o.text for o in question.options)])
+    return set(re.findall(r"[a-z0-9@.+-]+", text.lower()))
+
+
+def test_no_question_repeats_one_of_another_quiz():
+    """Two questions of different quizzes share at most 70% of their words (question and options)."""
+    questions = [(name, n, _words(q)) for name, n, q in _every_question()]
+    for (a, i, wa), (b, j, wb) in itertools.combinations(questions, 2):
+        if a != b:
+            shared = len(wa & wb) / min(len(wa), len(wb))
+            assert shared <= 0.7, f"{a} question {i} and {b} question {j} share {shared:.0%} of their words"
+
+
+def test_the_feedback_does_not_restate_the_verdict():
+    """quiz_answer already says 'correct.' or 'not this one.': the why explains, in the same style in every quiz."""
+    for name, n, q in _every_question():
+        for letter, option in zip(LETTERS, q.options, strict=False):
+            first = option.why.split()[0].strip(":.,!").lower()
+            assert first not in {"right", "correct", "wrong"}, f"{name} question {n}, {letter}: {option.why!r}"
+
+
+# A decimal (0.677), a signed number (+14, -0.366) or a ratio (7.9x) quoted by a quiz.
+FIGURE = re.compile(r"(?<![\w.])[-+]?\d+\.\d+|(?<![\w.])[-+]\d+(?![\w.])|(?<![\w.])\d+(?:\.\d+)?x(?!\w)")
+# Figures that are no notebook's output: the sign test's threshold, and the paper's ratios that 09 quotes.
+NOT_COMPUTED = {"*": {"0.05"}, "09_when_to_use_nudge": {"3.3", "4.3"}}
+
+
+def _printed_numbers(stem: str) -> set[str]:
+    """Every number in the notebook's committed text outputs, leaving out the quiz cell (it prints the quiz)."""
+    cells = json.loads((REPO / "notebooks" / f"{stem}.ipynb").read_text(encoding="utf-8"))["cells"]
+    texts = []
+    for cell in cells:
+        if "show_quiz(" in "".join(cell["source"]):
+            continue
+        for out in cell.get("outputs", []):
+            text = out.get("text") or out.get("data", {}).get("text/plain", "")
+            texts.append("".join(text) if isinstance(text, list) else text)
+    return set(re.findall(r"\d+\.\d+|\d+", "\n".join(texts)))
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_every_figure_a_quiz_quotes_is_printed_by_its_notebook(name):
+    """A quiz reads the notebook's own outputs: each figure it quotes is one the notebook computed and printed."""
+    printed = _printed_numbers(name) | NOT_COMPUTED["*"] | NOT_COMPUTED.get(name, set())
+    missing = []
+    for n, q in enumerate(load_quiz(name).questions, 1):
+        texts = [q.question] + [o.text for o in q.options] + [o.why for o in q.options]
+        quoted = [f for t in texts for f in FIGURE.findall(t)]
+        missing += [f"question {n}: {f}" for f in quoted if f.lstrip("+-").rstrip("x") not in printed]
+    assert not missing, f"{name}: figures not in the notebook's outputs: {missing}"
