@@ -152,6 +152,13 @@ def test_length_on_n(data):
     on_base = PopularityControl().fit(docs, train, val).factor_
     assert not check_length_on_n(on_base)
     assert not check_length_on_n(1.0)
+    # the same control fitted on NUDGE-M's vectors is a mistake the check names (an instructor found
+    # that 1.23, NUDGE-M's factor, passed as "1.235 rounded")
+    nudged_m = Nudge("M").fit(docs, train, val).transform(docs)
+    on_m = PopularityControl().fit(nudged_m, train, val).factor_
+    assert abs(on_m - factor) > 5e-4
+    wrong = check_length_on_n(on_m)
+    assert not wrong and "NUDGE-M" in repr(wrong)
 
 
 def test_store_n_over_m(data):

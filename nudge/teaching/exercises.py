@@ -326,12 +326,27 @@ def _length_on_n():
     return scaled.factor_, hits
 
 
+@lru_cache(maxsize=1)
+def _length_on_m() -> float:
+    """The factor of the same mistake made on NUDGE-M's vectors (to tell it from the right answer)."""
+    from ..baselines import PopularityControl
+
+    t = _tessera()
+    nudged = _fit("M").transform(t.doc_embeddings)
+    return float(PopularityControl().fit(nudged, t.query_set("train"), t.query_set("val")).factor_)
+
+
 def check_length_on_n(answer: object) -> Check:
     """Notebook 05: the popularity control's factor chosen on validation *on top of* NUDGE-N's output."""
     if answer is None:
         return _todo("the factor PopularityControl chooses when fitted on the NUDGE-N vectors")
     factor, h = _length_on_n()
     value = _number(answer)
+    on_m = _length_on_m()
+    if value is not None and abs(value - on_m) < 5e-4 and abs(value - factor) >= 5e-4:
+        if _agrees(value, factor):  # 2 decimals cannot tell the two fits apart: ask for 3
+            return Check(False, "give 3 decimals: to 2 decimals this is also the factor fitted on NUDGE-M's vectors")
+        return Check(False, "that is the factor fitted on the NUDGE-M vectors: fit it on nudged['NUDGE-N']")
     if _agrees(value, factor):
         return Check(
             True,
