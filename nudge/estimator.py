@@ -27,7 +27,7 @@ from ._io import load_artifact, row_fingerprints, save_artifact
 from ._validation import FLOAT_DTYPES, check_gamma, check_matrix, check_positive_int
 from ._version import __version__
 from .apply import check_method, move_rows
-from .diagnostics import FitDiagnostics, FitWarning, curve_shape, fit_warnings, issue, move_sizes
+from .diagnostics import FitDiagnostics, FitWarning, curve_shape, fit_warnings, gamma_rule, issue, move_sizes
 from .directions import moved_rows, nudge_n_geometry, query_sums_csr, unit_rows
 from .gamma import REFERENCE_GRID, ValidationContext, build_context, choose_gamma
 from .pairs import GRADE_THRESHOLD, as_query_set, binarise, validate_query_set
@@ -274,6 +274,7 @@ def _diagnostics(params: NudgeParams, gamma: float, score, facts, *, n_docs, n_t
         largest_move=largest,
         largest_move_document=doc,
         largest_move_questions=n_questions,
+        gamma_rule=gamma_rule(params.method, params.gamma_choice),
         warnings=fit_warnings(
             method=params.method,
             gamma_fixed=fixed,
