@@ -341,8 +341,10 @@ def test_questions_with_only_grade_zero_are_named_by_fit_and_evaluate(graded_zer
     out = tmp_path / "r"
     assert main(["fit", str(graded_zero), "--split", "train", "--test-split", "test", "--out", str(out), *EMB]) == 0
     printed = capsys.readouterr().out
-    assert "left out: 1 question(s) of qrels/train.tsv have no relevant document (only grade-0 labels, or none): " \
+    assert (
+        "left out: 1 question(s) of qrels/train.tsv have no relevant document (only grade-0 labels, or none): "
         f"'z-train'; `nudge validate {graded_zero} --split train` lists them" in printed
+    )
     assert "left out: 1 question(s) of --test-split test have no relevant document" in printed and "'z-test'" in printed
     assert main(["evaluate", str(out), "--show", "0"]) == 0
     printed = capsys.readouterr().out

@@ -476,7 +476,8 @@ def test_negative_and_nan_grades_are_errors_with_file_and_line(tmp_path):
     ]
     assert where(report.not_relevant) == [("q0002", 5)] and not report.ok
     _, report = load_pairs(write(tmp_path / "g.jsonl", '{"query": "a", "document": "b", "grade": -0.5}\n'))
-    assert [(p.line, p.reason) for p in report.bad_rows] == [(1, "grade -0.5 is negative: grades are >= 0 (0 = not relevant)")]
+    negative = "grade -0.5 is negative: grades are >= 0 (0 = not relevant)"
+    assert [(p.line, p.reason) for p in report.bad_rows] == [(1, negative)]
     folder = tmp_path / "beir"
     (folder / "qrels").mkdir(parents=True)
     write(folder / "corpus.jsonl", '{"_id": "d1", "text": "x"}\n')
