@@ -40,6 +40,7 @@ __all__ = [
     "NudgeParams",
     "check_fitted_embeddings",
     "check_params",
+    "choose_method",
     "fit_nudge",
 ]
 
@@ -693,3 +694,24 @@ def _saved_state(meta: dict, arrays: dict, path) -> dict:
         "moved_": moved,
         "validation_curve_": curve,
     }
+
+
+def choose_method(models: dict[str, Nudge]) -> str:
+    """``"M"`` or ``"N"``: the fitted model with the higher validation score; an exact tie goes to NUDGE-N.
+
+    The rule notebook 08 uses (its section 5 and its existing-test-set variant): NUDGE-N keeps unit
+    length, so it is safe with any index, and wins when validation cannot tell them apart.
+
+    Parameters
+    ----------
+    models : dict
+        ``{"M": fitted Nudge("M"), "N": fitted Nudge("N")}``, both fitted with gamma chosen on the
+        same validation set (``val_score_`` set).
+    """
+    if not isinstance(models, dict) or set(models) != {"M", "N"}:
+        raise ValueError(f"models must be a dict with the keys 'M' and 'N', got {models!r}")
+    scores = {m: getattr(models[m], "val_score_", None) for m in ("M", "N")}
+    missing = [m for m, v in scores.items() if v is None]
+    if missing:
+        raise ValueError(f"models[{missing[0]!r}] has no validation score: fit it with gamma chosen on validation")
+    return "N" if scores["N"] >= scores["M"] else "M"
