@@ -336,10 +336,14 @@ def test_readme_script_and_cli_print_the_same_figures_on_graded_data(tmp_path):
            ndcg_of(outputs["cli-N"], "NUDGE-N")]  # fmt: skip
     assert script == cli
     # the script as it was (binary QuerySet, no grades) prints other figures here: the test can fail
-    old = README.read_text().replace(
-        "return data.query_set(emb.query_vectors(ids), ids, train.doc_ids)",
-        "return QuerySet(emb.query_vectors(ids), data.answers(ids, train.doc_ids))",
-    ).replace("import os\n", "import os\nfrom nudge.pairs import QuerySet\n")
+    old = (
+        README.read_text()
+        .replace(
+            "return data.query_set(emb.query_vectors(ids), ids, train.doc_ids)",
+            "return QuerySet(emb.query_vectors(ids), data.answers(ids, train.doc_ids))",
+        )
+        .replace("import os\n", "import os\nfrom nudge.pairs import QuerySet\n")
+    )
     binary = scifact_outputs(folder, old)["script-output"]
     assert [float(line.split()[-1]) for line in binary.splitlines()] != cli
 
