@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -132,6 +132,11 @@ class FitDiagnostics:
     train_unit : str
         What ``n_train`` and ``largest_move_questions`` count: "questions", or "pairs" when the
         fit saw per-document query sums (:class:`nudge.production.streaming.NudgeState`).
+    gamma_rule : str
+        How gamma was picked among the best, in words (see :func:`gamma_rule`); "" when unknown.
+    doc_ids : tuple of str or None
+        One id per document row, when the caller gave them (:meth:`with_ids`): the summary then
+        names the most-moved document by id; otherwise by row number.
     """
 
     method: str
@@ -157,6 +162,15 @@ class FitDiagnostics:
     largest_move_questions: int
     warnings: tuple[str, ...] = ()
     train_unit: str = "questions"
+    gamma_rule: str = ""
+    doc_ids: tuple[str, ...] | None = field(default=None, repr=False)
+
+    def with_ids(self, doc_ids: Sequence[str]) -> FitDiagnostics:
+        """The same report naming documents by id: ``doc_ids`` holds one id per document row, shape (N,)."""
+        ids = tuple(str(d) for d in doc_ids)
+        if len(ids) != self.n_documents:
+            raise ValueError(f"doc_ids has {len(ids)} ids but the fit saw {self.n_documents} documents")
+        return replace(self, doc_ids=ids)
 
     @property
     def gain(self) -> float | None:
@@ -168,11 +182,15 @@ class FitDiagnostics:
     def summary(self, doc_ids: Sequence[str] | None = None) -> str:
         """A few lines for a person: the curve, the gamma = 0 rule, the counts, the warnings.
 
-        ``doc_ids`` (one id per document row) names the most-moved document by id.
+        ``doc_ids`` (one id per document row; default the ids given to :meth:`with_ids`) names
+        the most-moved document by id; without ids it is named by its row number.
         """
+        doc_ids = self.doc_ids if doc_ids is None else doc_ids
         name = f"NUDGE-{self.method}"
         how = "fixed" if self.gamma_fixed else f"chosen on validation, top-{self.k}"
         lines = [f"{name}: gamma = {self.gamma:.4g} ({how})"]
+        if self.gamma_rule and not self.gamma_fixed:
+            lines.append(f"  rule: {self.gamma_rule}")
         above = f"grade > {self.grade_threshold:g}"
         dropped = (
             f", {self.n_train_dropped} without a relevant document ({above}) left out" if self.n_train_dropped else ""
@@ -197,9 +215,14 @@ class FitDiagnostics:
             if self.zero_is_best:
                 lines.append("  gamma = 0 is among the best: moving helps no validation question, so nothing moved")
         moved = f"  moved: {self.n_moved} of {self.n_documents} documents ({self.n_support} have training questions)"
+        if self.method == "N" and self.gamma > 0 and self.n_moved < self.n_support:
+            moved += (
+                f"; the other {self.n_support - self.n_moved} stay: their query sum points away from them "
+                "(e.G < 0), and NUDGE-N leaves such a document unchanged, as the reference package does"
+            )
         if self.n_moved and self.largest_move_document is not None:
             d = self.largest_move_document
-            label = f"document {doc_ids[d]!r}" if doc_ids is not None else f"document {d}"
+            label = f"document {doc_ids[d]!r}" if doc_ids is not None else f"document at row {d}"
             n, unit = self.largest_move_questions, self.train_unit
             who = f"{label}, {n} training {unit if n != 1 else unit[:-1]}"
             if self.method == "M":
@@ -221,6 +244,16 @@ class FitDiagnostics:
 
     def __str__(self) -> str:
         return self.summary()
+
+
+def gamma_rule(method: str, choice: str = "middle") -> str:
+    """How a fit picks gamma among the best, in words (``choice``: NUDGE-M's ``gamma_choice``)."""
+    zero = "gamma = 0 whenever not moving scores as well as the best"
+    if method == "N":
+        return f"the first grid value (in grid order) with the best validation score; {zero}"
+    if choice == "smallest":
+        return f"the left end of the first best region (the reference's choice); {zero}"
+    return f"the middle of the first best region (1.5 x its start if it has no end); {zero}"
 
 
 def fit_warnings(

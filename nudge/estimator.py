@@ -27,7 +27,7 @@ from ._io import load_artifact, row_fingerprints, save_artifact
 from ._validation import FLOAT_DTYPES, check_gamma, check_matrix, check_positive_int
 from ._version import __version__
 from .apply import check_method, move_rows
-from .diagnostics import FitDiagnostics, FitWarning, curve_shape, fit_warnings, issue, move_sizes
+from .diagnostics import FitDiagnostics, FitWarning, curve_shape, fit_warnings, gamma_rule, issue, move_sizes
 from .directions import moved_rows, nudge_n_geometry, query_sums_csr, unit_rows
 from .gamma import REFERENCE_GRID, ValidationContext, build_context, choose_gamma
 from .pairs import GRADE_THRESHOLD, as_query_set, binarise, validate_query_set
@@ -40,6 +40,7 @@ __all__ = [
     "NudgeParams",
     "check_fitted_embeddings",
     "check_params",
+    "choose_method",
     "fit_nudge",
 ]
 
@@ -274,6 +275,7 @@ def _diagnostics(params: NudgeParams, gamma: float, score, facts, *, n_docs, n_t
         largest_move=largest,
         largest_move_document=doc,
         largest_move_questions=n_questions,
+        gamma_rule=gamma_rule(params.method, params.gamma_choice),
         warnings=fit_warnings(
             method=params.method,
             gamma_fixed=fixed,
@@ -692,3 +694,24 @@ def _saved_state(meta: dict, arrays: dict, path) -> dict:
         "moved_": moved,
         "validation_curve_": curve,
     }
+
+
+def choose_method(models: dict[str, Nudge]) -> str:
+    """``"M"`` or ``"N"``: the fitted model with the higher validation score; an exact tie goes to NUDGE-N.
+
+    The rule notebook 08 uses (its section 5 and its existing-test-set variant): NUDGE-N keeps unit
+    length, so it is safe with any index, and wins when validation cannot tell them apart.
+
+    Parameters
+    ----------
+    models : dict
+        ``{"M": fitted Nudge("M"), "N": fitted Nudge("N")}``, both fitted with gamma chosen on the
+        same validation set (``val_score_`` set).
+    """
+    if not isinstance(models, dict) or set(models) != {"M", "N"}:
+        raise ValueError(f"models must be a dict with the keys 'M' and 'N', got {models!r}")
+    scores = {m: getattr(models[m], "val_score_", None) for m in ("M", "N")}
+    missing = [m for m, v in scores.items() if v is None]
+    if missing:
+        raise ValueError(f"models[{missing[0]!r}] has no validation score: fit it with gamma chosen on validation")
+    return "N" if scores["N"] >= scores["M"] else "M"

@@ -75,7 +75,9 @@ def test_split_train_and_test_split_test(beir, tmp_path, capsys):
     assert (
         run["test"]["data"] == str(folder.resolve()) and run["test"]["sha256"] != run["data_sha256"]
     )  # the files each reads: qrels test / train
-    assert "(qrels train); hold-out test from --test-split test" in printed.out
+    # each count names its own source
+    assert "621 train and 155 val from qrels/train.tsv; 194 test from qrels/test.tsv (--test-split test)" in printed.out
+    assert "rule: the first grid value (in grid order) with the best validation score" in printed.out
     assert main(["evaluate", str(out), "--show", "0"]) == 0
     assert f"{len(t.split['test'])} hold-out test questions" in capsys.readouterr().out
     # the same seed splits the same way; another seed another way
@@ -95,10 +97,14 @@ def test_split_alone_carves_the_test_from_that_split(beir, tmp_path, capsys):
     assert main(["evaluate", str(out), "--show", "0"]) == 0
 
 
-def test_a_beir_folder_without_split_reads_test_and_records_it(beir, tmp_path):
+def test_a_beir_folder_without_split_reads_test_and_records_it(beir, tmp_path, capsys):
     folder, t = beir
     out = tmp_path / "r"
     assert main(["fit", str(folder), "--out", str(out), *EMB]) == 0
+    printed = capsys.readouterr()
+    assert "note: without --split only qrels/test.tsv is read" in printed.err
+    assert "--split train --test-split test" in printed.err
+    assert "124 train, 31 val, 39 test, all from qrels/test.tsv (split by question, seeded)" in printed.out
     run = run_json(out)
     assert run["beir_split"] == ["test"]
     assert set().union(*map(set, run["split"].values())) == set(t.split["test"])
@@ -303,3 +309,76 @@ def test_real_local_fit_prints_no_progress_bars(tmp_path):
     assert "%|" not in done.stderr and "Batches" not in done.stderr, done.stderr
     assert len(done.stderr.splitlines()) <= 2, done.stderr
     shutil.rmtree(tmp_path / "r")
+
+
+# ------------------------------------------------------------------------------- the prototyper's report
+def test_out_parents_are_created_and_a_missing_data_path_is_named(tmp_path, capsys):
+    out = tmp_path / "runs" / "deep" / "r"
+    assert main(["fit", str(PAIRS), "--out", str(out), *EMB]) == 0
+    assert (out / "run.json").is_file() and not any(p.name.startswith(".") for p in out.parent.iterdir())
+    capsys.readouterr()
+    (tmp_path / "afile").write_text("x")
+    assert main(["fit", str(PAIRS), "--out", str(tmp_path / "afile" / "r"), *EMB]) == 2
+    assert "is a file, so no folder can be made inside it" in one_line(capsys, "fit")
+    missing = str(tmp_path / "nowhere")
+    for command in (["fit", missing, "--split", "train", "--out", str(tmp_path / "m"), *EMB], ["validate", missing]):
+        assert main(command) == 2
+        assert f"path {missing!r} does not exist (DATA)" in one_line(capsys, command[0])
+
+
+@pytest.fixture
+def graded_zero(beir, tmp_path):
+    """The BEIR copy with two extra questions whose only label is grade 0, one in train and one in test."""
+    folder, _ = beir
+    copy = tmp_path / "zero"
+    shutil.copytree(folder, copy)
+    with open(copy / "queries.jsonl", "a") as fh:
+        fh.write(json.dumps({"_id": "z-train", "text": "judged, nothing relevant"}) + "\n")
+        fh.write(json.dumps({"_id": "z-test", "text": "also judged, nothing relevant"}) + "\n")
+    doc = json.loads((copy / "corpus.jsonl").read_text().splitlines()[0])["_id"]
+    for name, q in (("train", "z-train"), ("test", "z-test")):
+        with open(copy / "qrels" / f"{name}.tsv", "a") as fh:
+            fh.write(f"{q}\t{doc}\t0\n")
+    return copy
+
+
+def test_questions_with_only_grade_zero_are_named_by_fit_and_evaluate(graded_zero, tmp_path, capsys):
+    out = tmp_path / "r"
+    assert main(["fit", str(graded_zero), "--split", "train", "--test-split", "test", "--out", str(out), *EMB]) == 0
+    printed = capsys.readouterr().out
+    assert (
+        "left out: 1 question(s) of qrels/train.tsv have no relevant document (only grade-0 labels, or none): "
+        f"'z-train'; `nudge validate {graded_zero} --split train` lists them" in printed
+    )
+    assert "left out: 1 question(s) of --test-split test have no relevant document" in printed and "'z-test'" in printed
+    assert main(["evaluate", str(out), "--show", "0"]) == 0
+    printed = capsys.readouterr().out
+    assert "left out: 1 question(s) of --test-split test" in printed and "'z-test'" in printed
+
+
+def test_validate_checks_every_split_and_summarises_information(graded_zero, tmp_path, capsys):
+    only_train = tmp_path / "only_train"
+    shutil.copytree(graded_zero, only_train)
+    (only_train / "qrels" / "test.tsv").unlink()
+    assert main(["validate", str(only_train)]) == 0
+    out = capsys.readouterr().out
+    assert "(split train): OK" in out and "split 'test'" not in out
+    assert main(["validate", str(graded_zero)]) == 0
+    out = capsys.readouterr().out
+    assert "(split test): OK" in out and "(split train): OK" in out
+    assert "documents never answered" in out and "first 5 shown" in out
+    assert "errors are listed in full; information lists its first 5 entries" in out
+    assert main(["validate", str(graded_zero), "--all"]) == 0
+    every = capsys.readouterr().out
+    assert "first 5 shown" not in every and len(every.splitlines()) > len(out.splitlines()) + 50
+    assert main(["validate", str(graded_zero), "--max-lines", "1"]) == 0
+    assert "first 1 shown" in capsys.readouterr().out
+
+
+def test_fit_data_errors_are_short(tmp_path, capsys):
+    path = tmp_path / "many.csv"
+    path.write_text("\n".join(["query,document"] + [f"q{i}," for i in range(12)] + ["q,d"]) + "\n")
+    assert main(["fit", str(path), "--out", str(tmp_path / "r"), *EMB]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 7 and "12 error(s), the rows concerned are skipped; the first 5:" in err
+    assert err.rstrip().endswith(f"`nudge validate {path}`")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -448,18 +449,43 @@ def test_pairs_csv_with_crlf_bom_quotes_and_problems(tmp_path):
         "q0003": {"d0004": 1.0},
     }
     assert [(p.line, p.reason) for p in report.bad_rows] == [
-        (7, "the query is empty"),
         (8, "no document field"),
         (9, "5 fields but the header has 4 (a comma inside a text? quote that text)"),
         (10, "grade 'high' is not a finite number"),
         (13, "grade '' is not a finite number"),
-        (15, "the document is empty"),
+    ]
+    # an empty query or document is counted under "empty texts", as the summary's table says
+    assert [(p.line, p.reason, p.kind) for p in report.empty_texts] == [
+        (7, "the query is empty", "empty_text"),
+        (15, "the document is empty", "empty_text"),
     ]
     assert [(p.kind, p.line) for p in report.duplicates] == [("conflicting_grade", 6)]
     assert "repeats pairs.csv line 5 with another grade 3 (first 1)" in report.duplicates[0].reason
     assert where(report.not_relevant) == [("q0002", 11)]
     assert report.queries_without_answers == [] and report.documents_never_answered == []
-    assert report.unknown_ids == [] and report.empty_texts == []
+    assert report.unknown_ids == []
+    summary = report.summary()
+    assert re.search(r"bad rows +4\n", summary) and re.search(r"empty texts +2\n", summary)
+
+
+def test_negative_and_nan_grades_are_errors_with_file_and_line(tmp_path):
+    _, report = load_pairs(write(tmp_path / "g.csv", "query,document,grade\na,b,1\nc,d,-1\ne,f,nan\ng,h,0\n"))
+    assert [(p.file, p.line, p.reason) for p in report.bad_rows] == [
+        ("g.csv", 3, "grade '-1' is negative: grades are >= 0 (0 = not relevant)"),
+        ("g.csv", 4, "grade 'nan' is not a finite number"),
+    ]
+    assert where(report.not_relevant) == [("q0002", 5)] and not report.ok
+    _, report = load_pairs(write(tmp_path / "g.jsonl", '{"query": "a", "document": "b", "grade": -0.5}\n'))
+    negative = "grade -0.5 is negative: grades are >= 0 (0 = not relevant)"
+    assert [(p.line, p.reason) for p in report.bad_rows] == [(1, negative)]
+    folder = tmp_path / "beir"
+    (folder / "qrels").mkdir(parents=True)
+    write(folder / "corpus.jsonl", '{"_id": "d1", "text": "x"}\n')
+    write(folder / "queries.jsonl", '{"_id": "q1", "text": "y"}\n')
+    write(folder / "qrels" / "test.tsv", "query-id\tcorpus-id\tscore\nq1\td1\t-1\n")
+    _, report = load_beir(folder)
+    assert [(p.file, p.line) for p in report.bad_rows] == [("qrels/test.tsv", 2)] and not report.ok
+    assert "negative" in report.bad_rows[0].reason
 
 
 def test_pairs_csv_header_variants_and_semicolons(tmp_path):
@@ -473,7 +499,7 @@ def test_pairs_csv_header_variants_and_semicolons(tmp_path):
         load_pairs(write(tmp_path / "c.csv", "query,text\na,b\n"))
     with pytest.raises(ValueError, match="several query columns"):
         load_pairs(write(tmp_path / "d.csv", "query,question,document\na,b,c\n"))
-    with pytest.raises(ValueError, match=r"e\.csv line 2: malformed CSV"):
+    with pytest.raises(ValueError, match=r"e\.csv line 2: malformed CSV.*no other row of the file was checked"):
         load_pairs(write(tmp_path / "e.csv", 'query,document\n"never closed,doc\nq,d\n'))
     with pytest.raises(ValueError, match="the file is empty"):
         load_pairs(write(tmp_path / "f.csv", "\n\n"))
@@ -502,11 +528,11 @@ def test_pairs_jsonl(tmp_path):
         (4, "not valid JSON: Expecting value (column 1)"),
         (5, "expected a JSON object, got list"),
         (6, "no document field (one of ['document', 'answer', 'passage', 'positive'])"),
-        (7, "the query is empty"),
         (8, "several document fields ['passage', 'positive']; keep one"),
         (9, "the query must be a text, got int"),
         (11, "grade None is not a finite number"),
     ]
+    assert [(p.line, p.reason) for p in report.empty_texts] == [(7, "the query is empty")]
     assert [(p.kind, p.line) for p in report.duplicates] == [("duplicate_pair", 10)]
     assert not report.ok
 

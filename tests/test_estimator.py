@@ -259,3 +259,20 @@ def test_load_refuses_edited_arrays(problem, tmp_path):
     _edit_saved(path, lambda meta: meta.update(gamma=1e300))
     with pytest.raises(ValueError, match=r"field 'gamma' is too large for float32"):
         Nudge.load(path)
+
+
+def test_choose_method_takes_the_higher_validation_score_and_n_on_a_tie():
+    from types import SimpleNamespace
+
+    from nudge.estimator import choose_method
+
+    def models(m, n):
+        return {"M": SimpleNamespace(val_score_=m), "N": SimpleNamespace(val_score_=n)}
+
+    assert choose_method(models(0.7, 0.6)) == "M"
+    assert choose_method(models(0.6, 0.7)) == "N"
+    assert choose_method(models(0.7, 0.7)) == "N"  # max(models, key=...) would give "M" here
+    with pytest.raises(ValueError, match="keys 'M' and 'N'"):
+        choose_method({"M": models(1, 1)["M"]})
+    with pytest.raises(ValueError, match=r"models\['M'\] has no validation score"):
+        choose_method(models(None, 0.5))

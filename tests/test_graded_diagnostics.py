@@ -342,3 +342,33 @@ def test_nudge_state_counts_training_pairs(problem):
     assert (d.gamma, d.n_moved, d.largest_move_document) == (e.gamma, e.n_moved, e.largest_move_document)
     assert d.largest_move_questions == e.largest_move_questions  # a document's pairs are its questions
     assert "training: " + str(problem.train.n_pairs) + " pairs" in d.summary()
+
+
+# ---------------------------------------------------------------------------------- the prototyper's report
+@pytest.mark.parametrize(("method", "kw", "rule"), [
+    ("N", {}, "rule: the first grid value (in grid order) with the best validation score"),
+    ("M", {}, "rule: the middle of the first best region"),
+    ("M", {"gamma_choice": "smallest"}, "rule: the left end of the first best region (the reference's choice)"),
+])  # fmt: skip
+def test_the_summary_states_the_gamma_rule(problem, method, kw, rule):
+    est, _ = _fit(method, problem, problem.val, **kw)
+    text = est.diagnostics_.summary()
+    assert rule in text and "gamma = 0 whenever not moving scores as well as the best" in text
+    assert "rule:" not in Nudge(method, gamma=0.1).fit(problem.embeddings, problem.train).diagnostics_.summary()
+
+
+def test_the_summary_names_rows_or_ids_and_why_support_documents_stayed():
+    # one document's training question points away from it (e.G < 0): NUDGE-N leaves it where it is
+    docs = np.array([[1.0, 0, 0], [0, 1.0, 0], [0, 0, 1.0], [0.6, 0.8, 0]])
+    train = QuerySet(np.array([[-1.0, 0, 0], [0, 0.9, 0.436], [0.3, 0.954, 0]]), [[0], [1], [3]])
+    est = Nudge("N", gamma=0.5).fit(docs, train)
+    d = est.diagnostics_
+    assert (d.n_support, d.n_moved) == (3, 2)
+    text = d.summary()
+    assert "moved: 2 of 4 documents (3 have training questions); the other 1 stay: their query sum points away" in text
+    assert f"document at row {d.largest_move_document}," in text  # a row number, said as one
+    ids = ["a", "b", "c", "d"]
+    named = d.with_ids(ids)
+    assert f"document {ids[d.largest_move_document]!r}" in str(named) and named.summary() == d.summary(ids)
+    with pytest.raises(ValueError, match="doc_ids has 2 ids but the fit saw 4 documents"):
+        d.with_ids(["a", "b"])

@@ -300,3 +300,54 @@ def test_run_json_vectors_are_validated_on_load(vector_run, tmp_path, capsys):
         (run / "run.json").write_text(json.dumps(broken))
         assert main(["evaluate", str(run)]) == 2
         assert message in one_line(capsys, "evaluate")
+
+
+# ------------------------------------------------------------------------------- README script = CLI, graded
+def test_readme_script_and_cli_print_the_same_figures_on_graded_data(tmp_path):
+    """The README's SciFact script and commands, run on a graded BEIR copy of the bundled data (grades 1-3, some
+    questions with only grade-0 labels): the script's graded query sets give the CLI's nDCG@10 exactly."""
+    from nudge.teaching.bundled import load_tessera
+    from tools.readme_tables import README, scifact_outputs
+
+    t = load_tessera(1)
+    ds = t.dataset
+    folder = tmp_path / "graded"
+    (folder / "qrels").mkdir(parents=True)
+    shutil.copytree(V, folder / "embeddings" / "all-MiniLM-L6-v2")
+    with open(folder / "corpus.jsonl", "w") as fh:
+        fh.writelines(json.dumps({"_id": d, "title": "", "text": text}) + "\n" for d, text in ds.corpus.items())
+    with open(folder / "queries.jsonl", "w") as fh:
+        fh.writelines(json.dumps({"_id": q, "text": text}) + "\n" for q, text in ds.queries.items())
+    docs = list(ds.corpus)
+    for name, parts in (("train", ("train", "val")), ("test", ("test",))):
+        with open(folder / "qrels" / f"{name}.tsv", "w") as fh:
+            fh.write("query-id\tcorpus-id\tscore\n")
+            for i, q in enumerate(q for part in parts for q in t.split[part]):
+                if i % 17 == 5:  # judged, nothing relevant: left out by both routes
+                    fh.write(f"{q}\t{next(iter(ds.relevant[q]))}\t0\n")
+                    continue
+                for j, d in enumerate(ds.relevant[q]):
+                    fh.write(f"{q}\t{d}\t{1 + (i + j) % 3}\n")
+                if i % 3 == 0:  # a second, more relevant document: graded and binary nDCG differ
+                    fh.write(f"{q}\t{docs[(7 * i) % len(docs)]}\t3\n")
+    outputs = scifact_outputs(folder)
+    script = [float(line.split()[-1]) for line in outputs["script-output"].splitlines()]
+    cli = [ndcg_of(outputs["cli-M"], "no fine-tuning"), ndcg_of(outputs["cli-M"], "NUDGE-M"),
+           ndcg_of(outputs["cli-N"], "NUDGE-N")]  # fmt: skip
+    assert script == cli
+    # the script as it was (binary QuerySet, no grades) prints other figures here: the test can fail
+    old = (
+        README.read_text()
+        .replace(
+            "return data.query_set(emb.query_vectors(ids), ids, train.doc_ids)",
+            "return QuerySet(emb.query_vectors(ids), data.answers(ids, train.doc_ids))",
+        )
+        .replace("import os\n", "import os\nfrom nudge.pairs import QuerySet\n")
+    )
+    binary = scifact_outputs(folder, old)["script-output"]
+    assert [float(line.split()[-1]) for line in binary.splitlines()] != cli
+
+
+def ndcg_of(table: str, row: str) -> float:
+    line = next(line for line in table.splitlines() if line.startswith(row))
+    return float(line.split()[-2])

@@ -41,7 +41,8 @@ def blocks(text: str) -> dict[str, str]:
 
 
 SCIFACT_MARKERS = ("cli-N", "cli-M", "script-output")
-SCIFACT_README_FOLDER = "../shared/data/scifact"  # how the README names the folder
+SCIFACT_README_FOLDER = 'os.environ.get("NUDGE_SCIFACT_DIR", "../shared/data/scifact")'  # how the README's script
+# names the folder: replaced whole by the folder run on, so $NUDGE_SCIFACT_DIR cannot swap in another one
 
 
 def scifact_block(text: str, marker: str) -> str:
@@ -77,7 +78,10 @@ def scifact_outputs(folder: Path, text: str | None = None) -> dict[str, str]:
             lines = buf.getvalue().splitlines()
             start = next(i for i, line in enumerate(lines) if line.startswith("no fine-tuning")) - 2
             out[f"cli-{method}"] = "\n".join(lines[start : start + 4])
-    script = scifact_block(text, "script").replace(f'"{SCIFACT_README_FOLDER}"', repr(str(folder)))
+    script = scifact_block(text, "script")
+    if SCIFACT_README_FOLDER not in script:
+        raise ValueError(f"README.md's SciFact script no longer names its folder as {SCIFACT_README_FOLDER}")
+    script = script.replace(SCIFACT_README_FOLDER, repr(str(folder)))
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
         exec(compile(script, "README.md (scifact:script)", "exec"), {"__name__": "readme_scifact"})

@@ -340,11 +340,36 @@ def load_valid(path: str | os.PathLike, **kwargs: object) -> RetrievalDataset:
     command that prints every row (``nudge validate``)."""
     dataset, report = load_dataset(path, **kwargs)
     if not report.ok:
-        split = kwargs.get("split")
-        split = [split] if isinstance(split, str) else split
-        command = shlex.join(["nudge", "validate", str(path), *(["--split", ",".join(split)] if split else [])])
-        raise ValueError(f"{report.summary()}\nnothing was written; every row with its file and line: `{command}`")
+        errors = sorted(report.errors, key=lambda p: (p.file, p.line or 0))
+        shown = errors[:SHORT_ERRORS]
+        more = f"; the first {len(shown)}" if len(errors) > len(shown) else ""
+        lines = [f"Validation report for {report.source or path}: {len(errors)} error(s), the rows concerned are "
+                 f"skipped{more}:", *(f"  {p}" for p in shown)]  # fmt: skip
+        command = _validate_command(path, kwargs.get("split"))
+        raise ValueError("\n".join([*lines, f"nothing was written; every row with its file and line: `{command}`"]))
     return dataset
+
+
+#: A data error of `nudge fit`/`update` lists this many rows; `nudge validate` prints them all.
+SHORT_ERRORS = 5
+
+
+def _validate_command(path: str | os.PathLike, split: object = None) -> str:
+    """The `nudge validate` command that prints every row of ``path``'s report (``split``: BEIR qrels names)."""
+    split = [split] if isinstance(split, str) else split
+    return shlex.join(["nudge", "validate", str(path), *(["--split", ",".join(split)] if split else [])])
+
+
+def _left_out_note(dataset: RetrievalDataset, source: str, path: str | os.PathLike, split: object = None) -> str:
+    """A line naming the questions of ``dataset`` without a relevant document (left out of every split), or ""."""
+    left = [q for q in dataset.queries if q not in dataset.relevant]
+    if not left:
+        return ""
+    first = ", ".join(repr(q) for q in left[:3]) + (", ..." if len(left) > 3 else "")
+    return (
+        f"left out: {len(left)} question(s) of {source} have no relevant document (only grade-0 labels, or none): "
+        f"{first}; `{_validate_command(path, split)}` lists them"
+    )
 
 
 def _write_together(folder: Path, writers: dict[str, Callable[[Path], object]], remove: Sequence[str] = ()) -> None:
@@ -381,8 +406,15 @@ def _check_out(out: Path) -> None:
         raise ValueError(
             f"--out {str(out)!r} is a folder holding other files, not a run folder: give a new or empty folder"
         )
-    if not out.resolve().parent.is_dir():
-        raise ValueError(f"--out {str(out)!r}: folder {str(out.resolve().parent)!r} does not exist")
+    blocker = next((p for p in out.resolve().parents if p.exists() and not p.is_dir()), None)
+    if blocker is not None:  # missing parent folders are created (atomically, with the run); a file cannot be
+        raise ValueError(f"--out {str(out)!r}: {str(blocker)!r} is a file, so no folder can be made inside it")
+
+
+def _missing_data(data: str) -> str:
+    """The error for a DATA path that does not exist (a relative one: from which folder it was looked for)."""
+    where = "" if Path(data).is_absolute() else f", looked for from {str(Path.cwd())!r}"
+    return f"path {data!r} does not exist (DATA{where})"
 
 
 def _check_fit_args(args: argparse.Namespace) -> None:
@@ -404,6 +436,8 @@ def _check_fit_args(args: argparse.Namespace) -> None:
         )
     if not 0 < args.val_fraction < 1:
         raise ValueError(f"--val-fraction must lie strictly between 0 and 1, got {args.val_fraction}")
+    if not Path(args.data).exists():
+        raise ValueError(_missing_data(args.data))
     is_folder = Path(args.data).is_dir()
     for option, value in (("--split", args.split), ("--test-split", args.test_split)):
         if value is not None and not is_folder:
@@ -499,6 +533,9 @@ class TestSet:
     added: dict[str, str]
     file_ids: dict[str, str]
     where: str
+    full: RetrievalDataset  # the test set as loaded, with its questions without a relevant document
+    full_path: str
+    full_split: list[str] | None
 
 
 def _test_set(record: dict, texts: dict[str, str]) -> TestSet:
@@ -521,7 +558,8 @@ def _test_set(record: dict, texts: dict[str, str]) -> TestSet:
     label = "--test-split " + ",".join(record["beir_split"]) if record["kind"] == "split" else f"--test {path}"
     if record["kind"] == "file" and record.get("beir_split"):
         label += f" (qrels {', '.join(record['beir_split'])})"
-    return TestSet(RetrievalDataset(queries, {**texts, **added}, relevant), added, file_ids, label)
+    return TestSet(RetrievalDataset(queries, {**texts, **added}, relevant), added, file_ids, label, test, str(path),
+                   record.get("beir_split"))  # fmt: skip
 
 
 def _check_no_leak(train: RetrievalDataset, labelled: list[str], test: TestSet) -> None:
@@ -613,9 +651,33 @@ def _vector_files(vectors: str, ids: str | None) -> dict[str, object]:
     }
 
 
-def _source_note(beir_split: list[str] | None, test: TestSet | None) -> str:
-    note = f" (qrels {', '.join(beir_split)})" if beir_split else ""
-    return note + (f"; hold-out test from {test.where}" if test is not None else "")
+def _qrels_files(splits: Sequence[str]) -> str:
+    return ", ".join(f"qrels/{s}.tsv" for s in splits)
+
+
+def _split_line(parts: dict[str, list[str]], data: Path, beir_split: list[str] | None, test: TestSet | None) -> str:
+    """``N labelled questions: ...`` with the file each count comes from next to it."""
+    source = _qrels_files(beir_split) if beir_split else data.name
+    n = sum(len(v) for v in parts.values())
+    if test is None:
+        return (f"{n} labelled questions: {len(parts['train'])} train, {len(parts['val'])} val, "
+                f"{len(parts['test'])} test, all from {source} (split by question, seeded)")  # fmt: skip
+    if test.where.startswith("--test-split"):
+        test_source = f"{_qrels_files(_split_names(test.where.removeprefix('--test-split ')))} ({test.where})"
+    else:
+        test_source = test.where
+    return (f"{n} labelled questions: {len(parts['train'])} train and {len(parts['val'])} val from {source}; "
+            f"{len(parts['test'])} test from {test_source}")  # fmt: skip
+
+
+def _default_split_note(data: Path) -> str:
+    """A note when a BEIR folder is read with the default qrels (test) but has a train split too, or ""."""
+    available = sorted(p.stem for p in (data / "qrels").glob("*.tsv"))
+    if "train" not in available or "test" not in available:
+        return ""
+    return (f"note: without --split only qrels/test.tsv is read (train, validation and test all come from it); "
+            f"{data.name} also has {_qrels_files([a for a in available if a != 'test'])}: BEIR's protocol is "
+            "--split train --test-split test")  # fmt: skip
 
 
 def cmd_fit(args: argparse.Namespace) -> None:
@@ -626,6 +688,8 @@ def cmd_fit(args: argparse.Namespace) -> None:
     _check_out(out)  # before loading, embedding and fitting
     data = Path(args.data)
     beir_split = (_split_names(args.split) if args.split is not None else ["test"]) if data.is_dir() else None
+    if data.is_dir() and args.split is None and (note := _default_split_note(data)):
+        print(note, file=sys.stderr, flush=True)
     dataset = load_valid(args.data, **_beir_kwargs(beir_split))
     test_record = _test_record(args, data)
     qids = dataset.answered_query_ids
@@ -651,9 +715,13 @@ def cmd_fit(args: argparse.Namespace) -> None:
             raise ValueError(f"{test.where}: no labelled question (a question with a relevant document) to test on")
         _check_no_leak(dataset, qids, test)
         parts["test"] = list(test.view.relevant)
-    n_labelled = sum(len(v) for v in parts.values())
-    print(f"{n_labelled} labelled questions: {', '.join(f'{len(v)} {k}' for k, v in parts.items())}"
-          + _source_note(beir_split, test), flush=True)  # fmt: skip
+    print(_split_line(parts, data, beir_split, test), flush=True)
+    for note in (
+        _left_out_note(dataset, _qrels_files(beir_split) if beir_split else data.name, args.data, beir_split),
+        "" if test is None else _left_out_note(test.full, test.where, test.full_path, test.full_split),
+    ):
+        if note:
+            print(note, flush=True)
     added = test.added if test is not None else {}
     doc_ids = dataset.doc_ids + list(added)
     if args.k > len(doc_ids):
@@ -798,8 +866,12 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         _check_data_unchanged(run, run_dir)
         dataset = _load_run_data(run)
         docs, doc_ids, model = _run_model(run_dir)
+        split = run.get("beir_split")
+        left_out = _left_out_note(dataset, _qrels_files(split) if split else Path(run["data"]).name, run["data"], split)
         if "test" in run:  # a given test set (--test-split or --test): its questions, over the run's documents
-            dataset = _test_set(run["test"], _corpus_texts(run_dir, run, dataset, doc_ids)).view
+            test = _test_set(run["test"], _corpus_texts(run_dir, run, dataset, doc_ids))
+            dataset = test.view
+            left_out = _left_out_note(test.full, test.where, test.full_path, test.full_split)
         queries, qids = load_embeddings(_run_file(run_dir, QUERIES_FILE), name=f"the run's {QUERIES_FILE}")
         test_ids = run["split"]["test"]
         if not test_ids:
@@ -815,6 +887,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
                 f"{QUERIES_FILE} or not labelled in its data, e.g. {unknown[0]!r}: the file was edited or damaged"
             )
     _evaluate(args, run, dataset, docs, doc_ids, model, queries, qids)
+    if left_out:
+        print(left_out)
 
 
 def _evaluate(args, run, dataset, docs, doc_ids, model, queries, qids) -> None:
@@ -1767,16 +1841,33 @@ def _update(args: argparse.Namespace, run_dir: Path, run: dict) -> None:
 
 # ---------------------------------------------------------------------------------- validate
 def cmd_validate(args: argparse.Namespace) -> int:
-    """Print DATA's whole validation report; 1 when it has errors."""
+    """Print DATA's validation report (every split of a BEIR folder unless ``--split``); 1 when it has errors."""
+    if not Path(args.data).exists():
+        raise ValueError(_missing_data(args.data))
+    if args.max_lines < 0:
+        raise ValueError(f"--max-lines must be a whole number >= 0, got {args.max_lines}")
     if args.split is not None and not Path(args.data).is_dir():
         raise ValueError(f"--split picks qrels files of a BEIR folder, but DATA {args.data!r} is not a folder")
-    kwargs = _beir_kwargs(_split_names(args.split)) if args.split is not None else {}
-    dataset, report = load_dataset(args.data, **kwargs)
-    print(report.summary(max_items=sys.maxsize))
-    stats = dataset.stats()
-    print(f"loaded: {stats['queries']} queries ({len(dataset.relevant)} labelled), {stats['documents']} documents, "
-          f"{stats['pairs']} relevant pairs")  # fmt: skip
-    return 0 if report.ok else 1
+    data = Path(args.data)
+    if args.split is not None:
+        runs = [_beir_kwargs(_split_names(args.split))]
+    elif data.is_dir():  # every qrels file of the folder, one report each (none: load_beir says what is missing)
+        runs = [{"split": s.stem} for s in sorted((data / "qrels").glob("*.tsv"))] or [{}]
+    else:
+        runs = [{}]
+    info = sys.maxsize if args.all else args.max_lines
+    ok = True
+    for kwargs in runs:
+        dataset, report = load_dataset(args.data, **kwargs)
+        print(report.summary(max_items=sys.maxsize, max_info=info))
+        stats = dataset.stats()
+        print(f"loaded: {stats['queries']} queries ({len(dataset.relevant)} labelled), {stats['documents']} "
+              f"documents, {stats['pairs']} relevant pairs")  # fmt: skip
+        ok = ok and report.ok
+    if not args.all and info < sys.maxsize:
+        print(f"errors are listed in full; information lists its first {info} entries of each kind "
+              "(--max-lines N for more, --all for every entry)")  # fmt: skip
+    return 0 if ok else 1
 
 
 # ---------------------------------------------------------------------------------- parser
@@ -1807,7 +1898,8 @@ def build_parser() -> argparse.ArgumentParser:
         "embed the corpus and the questions, fit NUDGE (gamma chosen on validation) and write the run folder.",
     )
     fit.add_argument("data", help="LlamaIndex JSON, BEIR folder, or CSV/JSONL of (query, document) pairs")
-    fit.add_argument("--out", required=True, help="run folder to write (created if missing)")
+    fit.add_argument("--out", required=True, help="run folder to write (created if missing, with any missing "
+                     "parent folders)")  # fmt: skip
     fit.add_argument("--method", default="N", choices=["M", "N"], help="NUDGE-M or NUDGE-N (default N)")
     fit.add_argument("--k", type=int, default=1, help="gamma maximises the validation share of answers in the top k")
     fit.add_argument(
@@ -1834,8 +1926,9 @@ def build_parser() -> argparse.ArgumentParser:
         "(--test-fraction) and train/validation (--val-fraction), seeded. With a test set (--test-split or --test) "
         "DATA is split into train and validation only; the test set is never trained or validated on.",
     )
-    splits.add_argument("--split", metavar="NAMES", help="BEIR folder: the qrels file(s) of DATA to train and "
-                        "validate on, e.g. train or train,dev (default test, the only one read before)")  # fmt: skip
+    splits.add_argument("--split", metavar="NAMES", help="BEIR folder: which qrels file(s) of DATA hold the "
+                        "labelled questions to use, e.g. train or train,dev. Default: test (qrels/test.tsv), so "
+                        "BEIR's protocol needs --split train --test-split test")  # fmt: skip
     splits.add_argument("--test-split", metavar="NAMES", help="BEIR folder: hold-out test questions from another "
                         "qrels file of DATA, e.g. test")  # fmt: skip
     splits.add_argument("--test", metavar="TEST_DATA", help="hold-out test questions from a separate dataset (any "
@@ -1941,12 +2034,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     va = sub.add_parser(
         "validate",
-        help="print a dataset's whole validation report (every skipped or suspicious row, with file and line)",
-        description="Load DATA as `nudge fit` would and print its whole validation report: errors (rows that "
-        "would be skipped) and information, each with its file and line number. Exit status 1 when it has errors.",
+        help="print a dataset's validation report (every skipped row, with file and line)",
+        description="Load DATA as `nudge fit` would and print its validation report: every error (rows that "
+        "would be skipped) with its file and line number, and the information (usable data worth a look) counted, "
+        "with its first entries (--all: every entry). A BEIR folder is checked split by split (every qrels file, "
+        "unless --split). Exit status 1 when it has errors.",
     )
     va.add_argument("data", help="LlamaIndex JSON, BEIR folder, or CSV/JSONL of (query, document) pairs")
-    va.add_argument("--split", metavar="NAMES", help="BEIR folder: the qrels file(s) to read (default test)")
+    va.add_argument("--split", metavar="NAMES", help="BEIR folder: the qrels file(s) to read together, e.g. "
+                    "train,dev (default: each qrels file of the folder, one report each)")  # fmt: skip
+    va.add_argument("--max-lines", type=int, default=5, metavar="N", help="entries listed of each kind of "
+                    "information (e.g. documents relevant to no query; default 5); errors are always listed in "
+                    "full")  # fmt: skip
+    va.add_argument("--all", action="store_true", help="list every entry of the information too")
     va.set_defaults(func=cmd_validate)
     add_ask_parser(sub)  # `nudge ask` (ask.py): its parser dispatches to ask.run_ask
     return parser

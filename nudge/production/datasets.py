@@ -150,8 +150,9 @@ class ValidationReport:
         if not self.ok:
             raise ValueError(self.summary())
 
-    def summary(self, max_items: int = 5) -> str:
-        """Counts of every kind, then the first ``max_items`` entries of each non-empty kind."""
+    def summary(self, max_items: int = 5, *, max_info: int | None = None) -> str:
+        """Counts of every kind, then the first ``max_items`` entries of each non-empty kind
+        (``max_info``, when given: of each information kind)."""
         dup_ids = [p for p in self.duplicates if p.kind == "duplicate_id"]
         conflicts = [p for p in self.duplicates if p.kind == "conflicting_grade"]
         dup_other = [p for p in self.duplicates if not p.is_error]
@@ -175,12 +176,13 @@ class ValidationReport:
         lines += [f"    {title:<28}{len(items):>7}" for title, items in errors]
         lines.append("  information:")
         lines += [f"    {title:<28}{len(items):>7}" for title, items in notes]
-        for title, items in [*errors, *notes]:
+        limits = [max_items] * len(errors) + [max_items if max_info is None else max_info] * len(notes)
+        for (title, items), limit in zip([*errors, *notes], limits, strict=True):
             if not items:
                 continue
-            shown = "" if len(items) <= max_items else f", first {max_items} shown"
+            shown = "" if len(items) <= limit else f", first {limit} shown"
             lines.append(f"{title} ({len(items)}{shown}):")
-            lines += [f"  {p}" for p in items[:max_items]]
+            lines += [f"  {p}" for p in items[:limit]]
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -408,8 +410,14 @@ class _Collector:
         self.pairs: dict[tuple[str, str], tuple[float, str, int | None]] = {}
 
     def bad_row(self, file: str, line: int | None, reason: str, role: str = "", key: str | None = None) -> None:
-        """Record an unparseable row; if its id was readable, remember why that id is missing."""
-        self.report.bad_rows.append(Problem(file, line, reason, "bad_row", key))
+        """Record an unparseable row; if its id was readable, remember why that id is missing.
+
+        A pair row whose query or document is empty (:data:`_EMPTY_PAIR_TEXT`) is counted under
+        ``empty_texts``, as the summary's "empty texts" says, not under ``bad_rows``."""
+        if reason in _EMPTY_PAIR_TEXT:
+            self.report.empty_texts.append(Problem(file, line, reason, "empty_text", key))
+        else:
+            self.report.bad_rows.append(Problem(file, line, reason, "bad_row", key))
         if key is not None:
             self.skipped.setdefault((role, key), f"its row is unreadable ({_at(file, line)})")
 
@@ -761,6 +769,8 @@ def _read_qrels(path: Path, file: str, col: _Collector) -> list[tuple[str, str, 
             col.bad_row(file, n, "empty query-id or corpus-id")
         elif score is None:
             col.bad_row(file, n, f"score {fields[2]!r} is not a finite number")
+        elif score < 0:
+            col.bad_row(file, n, f"score {fields[2]!r} is negative: grades are >= 0 (0 = not relevant)")
         else:
             rows.append((fields[0], fields[1], score, file, n))
     return rows
@@ -787,7 +797,8 @@ def load_beir(
 
     Only the queries named in the chosen qrels are loaded (the others are listed in
     ``report.queries_not_in_qrels``); every document is loaded. Scores are kept as graded
-    relevance; rows with score <= 0 are not relevant and appear in ``report.not_relevant``.
+    relevance; rows with score 0 are not relevant and appear in ``report.not_relevant``; a
+    negative score is a bad row.
 
     Parameters
     ----------
@@ -846,6 +857,7 @@ def _pick_column(names: Sequence[str], wanted: tuple[str, ...], what: str, file:
     return found[0] if found else None
 
 
+_EMPTY_PAIR_TEXT = ("the query is empty", "the document is empty")  # reported as empty texts, not bad rows
 _NO_GRADE = object()  # marks a row without a grade column or key (grade 1.0)
 
 
@@ -861,6 +873,8 @@ def _pair_row(line: int, query: object, document: object, grade: object) -> _Pai
     value = 1.0 if grade is _NO_GRADE else _parse_grade(grade)
     if value is None:
         return f"grade {grade!r} is not a finite number"
+    if value < 0:
+        return f"grade {grade!r} is negative: grades are >= 0 (0 = not relevant)"
     return _PairRow(line, query.strip(), document.strip(), value)
 
 
@@ -890,7 +904,10 @@ def _read_pair_table(text: str, file: str, delimiter: str, col: _Collector) -> l
                 continue
             rows += _table_row(record, len(header), columns, file, start, col)
     except csv.Error as exc:
-        raise ValueError(f"{file} line {end + 1}: malformed CSV: {exc} (is a quote opened and never closed?)") from None
+        raise ValueError(
+            f"{file} line {end + 1}: malformed CSV: {exc} (is a quote opened and never closed?); reading stopped "
+            "there, so no other row of the file was checked: fix this one and validate again"
+        ) from None
     if header is None:
         raise ValueError(f"{file}: the file is empty (expected a header line such as 'query,document')")
     return rows
@@ -970,8 +987,9 @@ def load_pairs(path: str | os.PathLike) -> tuple[RetrievalDataset, ValidationRep
     switches to that delimiter), ``.tsv`` (tab), ``.jsonl`` / ``.ndjson`` (one JSON object per
     line). The header (or the object keys) must name a query column (``query`` or ``question``)
     and a document column (``document``, ``answer``, ``passage`` or ``positive``), case-insensitive;
-    an optional ``grade`` column gives graded relevance (default 1.0; grades <= 0 mean not
-    relevant and are listed in ``report.not_relevant``). Other columns are ignored.
+    an optional ``grade`` column gives graded relevance (default 1.0; grade 0 means not relevant
+    and is listed in ``report.not_relevant``; a negative or non-finite grade is a bad row). Other
+    columns are ignored.
 
     Texts are stripped of surrounding whitespace; texts equal under the kit's text rule
     (``nudge.production.streaming.normalise_text``: whitespace runs collapsed, invisible format characters
@@ -986,8 +1004,9 @@ def load_pairs(path: str | os.PathLike) -> tuple[RetrievalDataset, ValidationRep
     Returns
     -------
     dataset : RetrievalDataset
-        The valid rows only: rows with a missing or empty query or document, or a bad grade,
-        are skipped and listed in ``report.bad_rows``; a repeated pair is kept once and listed in
+        The valid rows only: rows with a missing query or document or a bad (negative,
+        non-finite) grade are skipped and listed in ``report.bad_rows``, rows with an empty query
+        or document in ``report.empty_texts``; a repeated pair is kept once and listed in
         ``report.duplicates``. The corpus holds only the documents named in the file.
     report : ValidationReport
         Everything skipped or noticed, with 1-based line numbers (of the first line of a record
