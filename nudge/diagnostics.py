@@ -281,7 +281,7 @@ def fit_warnings(
             "choosing gamma"
         )
     if zero_is_best:
-        why = "every gamma in the grid scores at most as well" if method == "N" else "no gamma scores better"
+        why = "no gamma in the grid scores better" if method == "N" else "no gamma scores better"
         out.append(f"gamma = 0: nothing was gained on validation ({why} than not moving), so no document moved")
     if n_val_reachable == 0:
         out.append(

@@ -234,7 +234,7 @@ class Fitted:
         return evaluate_embeddings(self.doc_embeddings, self.queries(queries), **kwargs)
 
 
-def fit_method(name: str, docs: np.ndarray, train, val, *, seed: int = 0) -> Fitted:
+def fit_method(name: str, docs: np.ndarray, train, val, *, seed: int = 0, quiet: bool = False) -> Fitted:
     """Fit one of :data:`METHODS` on ``train`` (choosing its step / stopping on ``val``).
 
     Parameters
@@ -245,6 +245,9 @@ def fit_method(name: str, docs: np.ndarray, train, val, *, seed: int = 0) -> Fit
     train, val : QuerySet (or tuple / dict)
     seed : int
         The adapter's batch-order seed.
+    quiet : bool
+        True: no :class:`~nudge.diagnostics.FitWarning` (for loops over small subsets that report
+        the chosen step themselves; the diagnostics stay on the model).
     """
     if name not in METHODS:
         raise ValueError(f"name must be one of {METHODS}, got {name!r}")
@@ -258,7 +261,10 @@ def fit_method(name: str, docs: np.ndarray, train, val, *, seed: int = 0) -> Fit
             out = model.transform(docs)
         elif name in ("NUDGE-M", "NUDGE-N"):
             model = Nudge(name[-1])
-            out = model.fit_transform(docs, train, val)
+            with warnings.catch_warnings():
+                if quiet:
+                    warnings.simplefilter("ignore", FitWarning)
+                out = model.fit_transform(docs, train, val)
         else:
             adapter = model = QueryAdapter(loss="auto", seed=seed).fit(docs, train, val)
             out = docs

@@ -272,10 +272,7 @@ def _answer_box_class():
         question_number = 0
 
         def __repr__(self) -> str:
-            return (
-                f"[the answer widget of question {self.question_number}: it shows where the notebook runs with "
-                "widgets; without them, answer with quiz_answer(...)]"
-            )
+            return f"[answer widget {self.question_number}; without widgets: quiz_answer(...)]"
 
     return AnswerBox
 
