@@ -233,6 +233,7 @@ EDITS = [
     (lambda r: r.update(updates=None), "updates must be a list"),
     (lambda r: r.update(updates="x"), "updates must be a list"),
     (lambda r: r.update(updates=[1]), "updates[0] must be an update record"),
+    (lambda r: r.update(updates=[{"data": "w.csv", "sha256": "ab"}] * 2), "updates[1] repeats updates[0]"),
     (lambda r: r.update(data=5), "data must be a non-empty string"),
     (lambda r: r["split"].update(test="q"), "split.test must be a list"),
     (lambda r: r["split"].pop("val"), "split has no 'val' list"),

@@ -169,6 +169,7 @@ def _check_run(run: dict, path: Path) -> None:
     updates = run.get("updates", [])
     if not isinstance(updates, list):
         raise bad("updates", f"must be a list of update records, got {_short(updates)}")
+    seen_updates: dict[tuple, int] = {}
     for i, record in enumerate(updates, start=1):
         field = f"updates[{i - 1}]"
         if not isinstance(record, dict):
@@ -177,6 +178,10 @@ def _check_run(run: dict, path: Path) -> None:
             if key not in record:
                 raise bad(field, f"has no {key!r}")
             text(f"{field}.{key}", record[key])
+        key = (record["data"], record["sha256"], json.dumps(record.get("train")), json.dumps(record.get("val")))
+        if key in seen_updates:  # `nudge update` never records one update twice: replaying it would count it twice
+            raise bad(field, f"repeats updates[{seen_updates[key]}] (the same file, fingerprint and questions)")
+        seen_updates[key] = i - 1
         for key in ("train", "val"):
             if key in record:
                 id_list(f"{field}.{key}", record[key])
