@@ -157,7 +157,7 @@ def times(stem: str, nb: dict, timings: dict) -> dict:
 def sentence(t: dict) -> str:
     return (
         f"Time: about {t['total']} minutes (reading and running {t['reading']}, quiz {t['quiz']}, "
-        f"exercise {t['exercise']} as a timebox; docs/workshop/timings.json says how these are computed)."
+        f"exercise {t['exercise']} as a timebox; computed from one reader's measured pace, see the workshop notes)."
     )
 
 
