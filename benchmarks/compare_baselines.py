@@ -16,11 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from nudge import Nudge, split_queries
+from nudge import Nudge
 from nudge.baselines import GuideNudge, PopularityControl
 from nudge.evaluation import evaluate_by_group, evaluate_embeddings, format_table
-from nudge.pairs import QuerySet
-from nudge.production.datasets import load_beir
+from nudge.teaching.learning_curve import scifact_protocol
 
 ROOT = Path(__file__).resolve().parents[1]
 MAKERS = {
@@ -58,23 +57,10 @@ def report(title: str, embeddings: dict, test, train) -> None:
 
 
 def scifact(folder: Path, seeds: int) -> None:
-    emb = folder / "embeddings" / "all-MiniLM-L6-v2"
-    corpus, queries = np.load(emb / "corpus.npy"), np.load(emb / "queries.npy")
-    doc_ids = (emb / "corpus_ids.txt").read_text().split()
-    row = {q: i for i, q in enumerate((emb / "query_ids.txt").read_text().split())}
-    train_ds, _ = load_beir(folder, "train")
-    test_ds, _ = load_beir(folder, "test")
-
-    def query_set(ds, ids):
-        return QuerySet(queries[[row[q] for q in ids]], ds.answers(ids, doc_ids))
-
-    test = query_set(test_ds, test_ds.answered_query_ids)
-    train_ids = train_ds.answered_query_ids
+    corpus, test, sets = scifact_protocol(folder)
     means = {}
     for seed in range(seeds):
-        split = split_queries(len(train_ids), val_fraction=0.2, test_fraction=0.0, seed=seed)
-        train = query_set(train_ds, [train_ids[i] for i in split.train])
-        val = query_set(train_ds, [train_ids[i] for i in split.val])
+        train, val = sets(seed)
         embeddings, steps = fit_all(corpus, train, val)
         if seed == 0:
             print(f"\nSciFact seed 0 steps: {', '.join(f'{n} {s:.4g}' for n, s in steps.items())}")

@@ -15,39 +15,16 @@ from pathlib import Path
 
 import numpy as np
 
-from nudge import NUDGEM, NUDGEN, split_queries
+from nudge import NUDGEM, NUDGEN
 from nudge.evaluation import evaluate_embeddings
-from nudge.pairs import QuerySet
-from nudge.production.datasets import load_beir
+from nudge.teaching.learning_curve import scifact_protocol
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def protocol(folder: Path):
-    """``(corpus, test, sets)``: the document vectors, the test QuerySet (BEIR test), and ``sets(seed)`` giving the
-    (train, validation) QuerySets of one seeded 80/20 split of BEIR's train queries, as ``nudge fit --split train
-    --test-split test --seed SEED`` splits them."""
-    emb = folder / "embeddings" / "all-MiniLM-L6-v2"
-    corpus = np.load(emb / "corpus.npy")
-    queries = np.load(emb / "queries.npy")
-    doc_ids = (emb / "corpus_ids.txt").read_text().split()
-    row = {q: i for i, q in enumerate((emb / "query_ids.txt").read_text().split())}
-    train_ds, _ = load_beir(folder, "train")
-    test_ds, _ = load_beir(folder, "test")
-
-    def query_set(ds, ids):
-        return QuerySet(queries[[row[q] for q in ids]], ds.answers(ids, doc_ids))
-
-    train_ids = train_ds.answered_query_ids
-
-    def sets(seed: int) -> tuple[QuerySet, QuerySet]:
-        split = split_queries(len(train_ids), val_fraction=0.2, test_fraction=0.0, seed=seed)
-        return (
-            query_set(train_ds, [train_ids[i] for i in split.train]),
-            query_set(train_ds, [train_ids[i] for i in split.val]),
-        )
-
-    return corpus, query_set(test_ds, test_ds.answered_query_ids), sets
+    """``(corpus, test, sets)`` of :func:`nudge.teaching.learning_curve.scifact_protocol` (one place)."""
+    return scifact_protocol(folder)
 
 
 def reproduce(folder: Path, seeds: int = 40) -> dict:

@@ -58,6 +58,7 @@ __all__ = [
     "plot_learning_curve",
     "scifact_folder",
     "scifact_problem",
+    "scifact_protocol",
     "single_thread_blas",
 ]
 
@@ -162,15 +163,17 @@ def scifact_folder() -> Path | None:
     return next((c for c in candidates if (c / "qrels" / "test.tsv").is_file()), None)
 
 
-def scifact_problem(folder: str | os.PathLike | None = None, seed: int = 0) -> Problem | None:
-    """SciFact (all-MiniLM-L6-v2 vectors): training = a seeded 80% of BEIR's train queries,
-    validation = the other 20% (as ``benchmarks/reproduce_scifact.py``), test = BEIR's 300 test
-    queries. None when the folder is absent."""
+def scifact_protocol(folder: str | os.PathLike):
+    """SciFact as the kit measures it (all-MiniLM-L6-v2 vectors): ``(corpus, test, sets)``.
+
+    ``corpus`` (N, d) the document vectors; ``test`` the QuerySet of BEIR's test queries; ``sets(seed)``
+    the (train, validation) QuerySets of one seeded 80/20 split of BEIR's train queries, as
+    ``nudge fit --split train --test-split test --seed SEED`` splits them. The files are read once;
+    ``benchmarks/reproduce_scifact.py`` and ``compare_baselines.py`` call this too.
+    """
     from ..production.datasets import load_beir
 
-    path = Path(folder) if folder is not None else scifact_folder()
-    if path is None or not (path / "qrels" / "test.tsv").is_file():
-        return None
+    path = Path(folder)
     emb = path / "embeddings" / "all-MiniLM-L6-v2"
     corpus, queries = np.load(emb / "corpus.npy"), np.load(emb / "queries.npy")
     doc_ids = (emb / "corpus_ids.txt").read_text().split()
@@ -181,14 +184,33 @@ def scifact_problem(folder: str | os.PathLike | None = None, seed: int = 0) -> P
     def query_set(ds, ids):
         return QuerySet(queries[[row[q] for q in ids]], ds.answers(ids, doc_ids))
 
-    ids = train_ds.answered_query_ids
-    split = split_queries(len(ids), val_fraction=0.2, test_fraction=0.0, seed=seed)
+    train_ids = train_ds.answered_query_ids
+
+    def sets(seed: int) -> tuple[QuerySet, QuerySet]:
+        split = split_queries(len(train_ids), val_fraction=0.2, test_fraction=0.0, seed=seed)
+        return (
+            query_set(train_ds, [train_ids[i] for i in split.train]),
+            query_set(train_ds, [train_ids[i] for i in split.val]),
+        )
+
+    return corpus, query_set(test_ds, test_ds.answered_query_ids), sets
+
+
+def scifact_problem(folder: str | os.PathLike | None = None, seed: int = 0) -> Problem | None:
+    """SciFact (all-MiniLM-L6-v2 vectors): training = a seeded 80% of BEIR's train queries,
+    validation = the other 20%, test = BEIR's 300 test queries (:func:`scifact_protocol`).
+    None when the folder is absent."""
+    path = Path(folder) if folder is not None else scifact_folder()
+    if path is None or not (path / "qrels" / "test.tsv").is_file():
+        return None
+    corpus, test, sets = scifact_protocol(path)
+    train, val = sets(seed)
     return Problem(
         "SciFact",
         corpus,
-        query_set(train_ds, [ids[i] for i in split.train]),
-        query_set(train_ds, [ids[i] for i in split.val]),
-        query_set(test_ds, test_ds.answered_query_ids),
+        train,
+        val,
+        test,
         f"SciFact (BEIR), all-MiniLM-L6-v2: train/val = seeded 80/20 (seed {seed}) of BEIR train; test = BEIR test",
     )
 
