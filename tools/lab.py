@@ -26,8 +26,9 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
+
+from nudge._io import write_json
 
 REPO = Path(__file__).resolve().parents[1]
 NOTIFICATION_PLUGIN = "@jupyterlab/apputils-extension:notification"
@@ -125,15 +126,7 @@ def write_overrides(settings_dir: str | Path) -> Path:
     if merged == current:
         return path
     folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".overrides-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(merged, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_json(path, merged)  # atomically, with the usual permissions
     return path
 
 

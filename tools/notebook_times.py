@@ -34,6 +34,8 @@ import re
 import sys
 from pathlib import Path
 
+from nudge._io import atomic_write
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 TIMINGS = ROOT / "docs" / "workshop" / "timings.json"
@@ -188,9 +190,8 @@ def write(stem: str, t: dict) -> bool:
         return False
     source = TIME_SENTENCE.sub(new, _text(nb["cells"][0]["source"]), count=1)
     nb["cells"][0]["source"] = source.splitlines(keepends=True)
-    tmp = path.with_suffix(".ipynb.tmp")
-    tmp.write_text(json.dumps(nb, indent=1, ensure_ascii=False, sort_keys=True) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    text = json.dumps(nb, indent=1, ensure_ascii=False, sort_keys=True) + "\n"
+    atomic_write(path, lambda fh: fh.write(text.encode("utf-8")))
     return True
 
 
